@@ -1,0 +1,561 @@
+"""Center Collapse Regularizer (CeCo), CeCo paper Eq. 3-5, and the released-code variant.
+
+``L_CR = CE(Z̄^T W*, [1..K])`` over the classes present in the batch: each class
+centre ``z̄_k`` (Eq. 3) is classified by a fixed simplex ETF ``W*`` (Eq. 1, scaled
+as in Sec. 4.2) and its label is ``k``.  Eq. 4's denominator is a typo; the
+softmax runs over classes ``k'`` for the same centre (Eq. 7, SPEC §3):
+
+``L_CR = - sum_k log( exp(z̄_k^T w*_k) / sum_k' exp(z̄_k^T w*_k') )``.
+
+Total loss (Eq. 5): ``L_total = L_PR + lambda * L_CR``; the paper's best
+``lambda`` is 0.4 (ScanNet200) / 0.5 (ADE20K).  The branch is dropped at
+inference (zero cost).
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from contextlib import nullcontext
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .centers import align_features_and_labels, class_sums
+from .etf import simplex_etf
+
+__all__ = ["CenterCollapseLoss", "ReleasedCenterCollapseLoss"]
+
+
+def _no_autocast(device: torch.device):
+    """Disable autocast for the small K x K logit computation (kept in float32 or wider)."""
+    try:
+        return torch.autocast(device_type=device.type, enabled=False)
+    except RuntimeError:  # pragma: no cover - device type without autocast support
+        return nullcontext()
+
+
+def _check_reduction(reduction) -> str:
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    return reduction
+
+
+def _check_int(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    value = int(value)
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _resolve_sync(sync, process_group) -> str:
+    if sync is None:
+        sync = "global" if process_group is not None else "local"
+    if sync not in ("local", "global"):
+        raise ValueError(f"sync must be 'local' or 'global', got {sync!r}")
+    if process_group is not None and sync == "local":
+        raise ValueError("process_group is given but sync='local'; use sync='global' (or leave sync=None)")
+    return sync
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Autograd-aware all-reduce (SUM): forward sums over the group, backward all-reduces the gradient.
+
+    The same as ``torch.distributed.nn.functional.all_reduce`` (whose backward is
+    an all-reduce SUM of ``grad_output``), which torch 2.14 deprecates with a
+    FutureWarning in favour of the private ``torch.distributed._functional_collectives``;
+    written out here so the library emits no warning and uses public API only.
+    """
+
+    @staticmethod
+    def forward(ctx, tensor: Tensor, group) -> Tensor:
+        import torch.distributed as dist
+
+        ctx.group = group
+        out = tensor.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(out, op=dist.ReduceOp.SUM, group=group)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):
+        import torch.distributed as dist
+
+        grad = grad_output.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM, group=ctx.group)
+        return grad, None
+
+
+def _global_sums(sums: Tensor, counts: Tensor, process_group) -> tuple[Tensor, Tensor]:
+    """All-reduce per-class sums (autograd-aware) and counts over ``process_group``.
+
+    No-op when torch.distributed is not available or not initialised.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return sums, counts
+    group = process_group if process_group is not None else dist.group.WORLD
+    sums = _AllReduceSum.apply(sums, group)
+    counts = counts.clone()
+    dist.all_reduce(counts, op=dist.ReduceOp.SUM, group=group)
+    return sums, counts
+
+
+def _masked_ce(logits: Tensor, present: Tensor, reduction: str) -> Tensor:
+    """Cross-entropy of row k of ``logits`` against label k, over present rows only.
+
+    ``-log_softmax(logits)[k, k]`` is read off the diagonal (no target tensor,
+    no gather) and weighted by ``present`` in one dot product.  Absent rows are
+    computed (zero centre, finite logits) and weighted by 0, so no boolean
+    indexing (no host sync on CUDA) is needed and an empty batch gives an exact
+    0 that stays connected to the graph.
+    """
+    w = present.to(logits.dtype)
+    ce = -torch.log_softmax(logits, dim=1).diagonal()  # (K,): -log softmax_k'(z̄_k^T W*)[k]
+    total = torch.dot(ce, w)
+    if reduction == "sum":
+        return total
+    return total / w.sum().clamp_min(1.0)
+
+
+class CenterCollapseLoss(nn.Module):
+    """Center collapse regularization loss L_CR (CeCo paper Eq. 3-4, corrected per SPEC §3).
+
+    For a batch of pixel/point features ``z_i`` with labels ``y_i``:
+
+    1. class centres ``z̄_k = mean_{y_i = k} z_i`` over the whole batch (Eq. 3),
+       ignoring ``ignore_index``; absent classes are dropped;
+    2. logits ``z̄_k^T W*`` with ``W*`` a simplex ETF ``(dim, K)`` of column norm
+       ``scale`` (Eq. 1, scaled form of Sec. 4.2);
+    3. ``L_CR = sum or mean over present k of -log softmax_k'(z̄_k^T W*)[k]``
+       (Eq. 4 with the softmax over classes ``k'`` of the same centre, Eq. 7).
+
+    Parameters
+    ----------
+    num_classes : int
+        ``K >= 2``.
+    dim : int
+        Feature dimension ``d >= K - 1``.
+    scale : float, default 1.0
+        ETF column norm ``alpha`` (Sec. 4.2).  The released code uses unit
+        columns and multiplies the logits by 5 instead (see
+        :class:`ReleasedCenterCollapseLoss`).
+    reduction : {"mean", "sum"}, default "mean"
+        ``"mean"`` over present centres (released code, default); ``"sum"``
+        reproduces Eq. 4 literally.
+    learnable : bool, default False
+        ``False``: ``W*`` is a registered buffer (in ``state_dict``, moved by
+        ``.to()``, never trained) -- the paper's fixed CC.  ``True``: an
+        ``nn.Parameter`` initialised to the ETF (the "learned CC" ablation of Table 1).
+    generator : torch.Generator, optional
+        Randomness of the ETF rotation ``U``.
+    ignore_index : int or None, default 255
+    align : {"nearest_labels", "bilinear_features"}, default "nearest_labels"
+        How ``(B, d, h, w)`` features at another resolution than ``(B, H, W)``
+        labels are matched (:func:`ceco_lite.centers.align_features_and_labels`);
+        the released code upsamples the features bilinearly.
+    process_group : ProcessGroup, optional
+        If given, centres are computed over the global batch of this group (implies
+        ``sync="global"``).
+    sync : {"local", "global"}, optional
+        ``"local"`` (default without ``process_group``): centres of the per-process
+        batch, as the released code.  ``"global"``: per-class sums (with an
+        autograd-aware all-reduce, equivalent to
+        ``torch.distributed.nn.functional.all_reduce``, whose backward
+        all-reduces the gradient) and counts are summed over ``process_group``
+        (default: the world) before dividing; without an initialised process
+        group this is the same as ``"local"``.
+
+    Notes
+    -----
+    Gradient bookkeeping with ``sync="global"`` and DDP.  Every rank computes
+    the same global loss ``L`` from the all-reduced sums.  The backward of the
+    autograd-aware all-reduce sums the incoming gradients of all ranks, so the
+    gradient reaching a rank's local sums -- and hence its local features -- is
+    ``world_size * dL/dsums``: each rank's ``features.grad`` is ``world_size``
+    times the single-process gradient of ``L`` on the global batch.  DDP then
+    *averages* parameter gradients over ranks (divides the sum by
+    ``world_size``), which cancels the factor: the parameters receive exactly
+    the gradient of the single-process loss on the global batch.  Without DDP
+    averaging (e.g. a manual all-reduce SUM of gradients) divide by
+    ``world_size`` yourself.  A learnable ETF (``learnable=True``) sits after
+    the all-reduce, so its gradient is the same ``dL/dW*`` on every rank and
+    DDP's average leaves it unchanged.  The ETF must be identical on all ranks:
+    seed ``generator`` identically or rely on DDP's buffer broadcast from rank 0.
+    Verified with two gloo processes (loss equal to the single-process loss on
+    the concatenated batch; ``features.grad`` = 2 x the single-process gradient).
+
+    On CUDA the forward pass never synchronises with the host: centres come
+    from a one-hot matrix product (deterministic), labels at an integer
+    multiple of the feature resolution are subsampled by a strided view, and
+    the label-range and finiteness checks are asynchronous device-side
+    assertions (:func:`ceco_lite.centers.class_sums`): bad labels or NaN/inf
+    features fail as a ``RuntimeError`` ("device-side assert") at the next
+    synchronisation instead of a ``ValueError``.  On CPU they raise
+    ``ValueError`` at once.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad constructor arguments (naming them); features/labels of the wrong
+        shape, dtype, device or values (see :func:`ceco_lite.centers.class_sums`;
+        on CUDA bad values are device-side assertions, see above);
+        ``features.shape[1] != dim``.
+
+    Examples
+    --------
+    >>> loss_fn = CenterCollapseLoss(19, 64, generator=torch.Generator().manual_seed(0))
+    >>> z = torch.randn(2, 64, 8, 8, requires_grad=True)
+    >>> y = torch.randint(0, 19, (2, 32, 32))
+    >>> loss = loss_fn(z, y)   # features at 1/4 resolution: labels are resampled
+    >>> loss.backward()
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        dim: int,
+        *,
+        scale: float = 1.0,
+        reduction: str = "mean",
+        learnable: bool = False,
+        generator: torch.Generator | None = None,
+        ignore_index: int | None = 255,
+        align: str = "nearest_labels",
+        process_group=None,
+        sync: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.num_classes = _check_int(num_classes, "num_classes", 2)
+        self.dim = _check_int(dim, "dim", 1)
+        self.reduction = _check_reduction(reduction)
+        if align not in ("nearest_labels", "bilinear_features"):
+            raise ValueError(f"align must be 'nearest_labels' or 'bilinear_features', got {align!r}")
+        self.align = align
+        if ignore_index is not None:
+            ignore_index = _check_int(ignore_index, "ignore_index", -(2**62))
+            if 0 <= ignore_index < self.num_classes:
+                raise ValueError(
+                    f"ignore_index must lie outside [0, num_classes) = [0, {self.num_classes}), got {ignore_index}"
+                )
+        self.ignore_index = ignore_index
+        self.sync = _resolve_sync(sync, process_group)
+        self.process_group = process_group
+        self.learnable = bool(learnable)
+        self.scale = float(scale)
+        etf = simplex_etf(self.num_classes, self.dim, scale=scale, generator=generator)
+        if self.learnable:
+            self.etf = nn.Parameter(etf)
+        else:
+            self.register_buffer("etf", etf)
+
+    def extra_repr(self) -> str:
+        return (
+            f"num_classes={self.num_classes}, dim={self.dim}, scale={self.scale}, reduction={self.reduction!r}, "
+            f"learnable={self.learnable}, ignore_index={self.ignore_index}, sync={self.sync!r}"
+        )
+
+    def centers(self, features: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        """Class centres ``(K, d)`` and counts ``(K,)`` used by :meth:`forward` (Eq. 3).
+
+        Applies the resolution alignment and, with ``sync="global"``, the
+        cross-process reduction.  Counts are int64; absent classes have a zero centre.
+        """
+        if isinstance(features, Tensor) and isinstance(labels, Tensor):
+            if features.ndim == 4 and labels.ndim == 3 and features.shape[-2:] != labels.shape[-2:]:
+                features, labels = align_features_and_labels(features, labels, mode=self.align)
+            if features.ndim in (2, 4) and features.shape[1] != self.dim:
+                raise ValueError(
+                    f"features must have {self.dim} channels (dim of the loss), got shape {tuple(features.shape)}"
+                )
+            if features.device != self.etf.device:
+                raise ValueError(
+                    f"features are on {features.device} but the loss module (ETF) is on {self.etf.device}; "
+                    "move the module with .to(device)"
+                )
+        sums, counts = class_sums(features, labels, self.num_classes, ignore_index=self.ignore_index)
+        if self.sync == "global":
+            sums, counts = _global_sums(sums, counts, self.process_group)
+        centers = sums / counts.clamp_min(1).to(sums.dtype).unsqueeze(1)
+        return centers, counts
+
+    def forward(self, features: Tensor, labels: Tensor) -> Tensor:
+        """L_CR of one batch (CeCo paper Eq. 3-4, SPEC §3).
+
+        Parameters
+        ----------
+        features : Tensor
+            ``(N, dim)`` or ``(B, dim, h, w)``, floating (float16/bfloat16 are
+            reduced in float32).
+        labels : Tensor
+            ``(N,)`` or ``(B, H, W)``, integer, in ``[0, K)`` or ``ignore_index``;
+            ``(H, W) != (h, w)`` is aligned with ``align``.
+
+        Returns
+        -------
+        Tensor
+            0-d loss, float32 (float64 for float64 features).  With no valid
+            label it is an exact 0 that still back-propagates (zero gradients).
+        """
+        centers, counts = self.centers(features, labels)
+        with _no_autocast(centers.device):
+            logits = centers @ self.etf.to(centers.dtype)  # (K, K): row = centre k, column = class k'
+            return _masked_ce(logits, counts > 0, self.reduction)
+
+
+class ReleasedCenterCollapseLoss(nn.Module):
+    """CeCo as in the authors' released code (UPerNet head, ADE20K) -- SPEC §3, "CeCo as released".
+
+    Differs from the paper's Eq. 4 (SPEC §3), so it is a separate module and
+    never mixed silently into :class:`CenterCollapseLoss`.  Pipeline (training only):
+
+    1. pixel features ``(B, C, h, w)`` -> frozen 1x1 conv ``C -> proj_channels``
+       (no bias) + BatchNorm (``self.projection``);
+    2. bilinear upsampling (``align_corners=True``) to the label size ``(H, W)``;
+    3. class centres over the whole per-process batch (Eq. 3), ignore 255,
+       absent classes dropped;
+    4. frozen ``Linear(proj_channels -> C)`` + ReLU (``self.center_mlp``), L2
+       normalisation, dropout ``p = 0.1``;
+    5. logits against a frozen, bias-free simplex ETF with unit-norm class
+       vectors (Haar-random ``U``), times ``logit_scale = 5``;
+    6. logit adjustment: ``+ log(prior + 1e-12)``, ``prior`` an image-level class
+       prior (fraction of training images containing each class, normalised to sum 1);
+    7. cross-entropy against the centre labels with the released "smooth"
+       targets (``smooth`` on the true class, ``(1 - smooth)/(K - 1)`` elsewhere),
+       mean over present centres.  Multiply by the loss weight yourself (0.2-0.8
+       in the released configs; ``img_cls_weight`` there).
+
+    "Frozen" means ``requires_grad=False`` for the conv, BN affine, linear and
+    ETF (the released head sets the same and never trains them; the ETF is a
+    buffer here).  BatchNorm still uses batch statistics and updates its running
+    statistics in ``train()`` mode, as the frozen-weight BN of the released head
+    does.  Gradients reach the incoming features only.
+
+    Parameters
+    ----------
+    num_classes : int
+        ``K >= 2``.
+    in_channels : int, default 512
+        Channels ``C`` of the incoming pixel features (UPerNet ``channels``);
+        also the ETF dimension (must be ``>= K - 1``).
+    proj_channels : int, default 128
+        Channels after the frozen 1x1 conv.
+    logit_scale : float, default 5.0
+        Multiplier of the ETF logits (``scale`` in the released configs).
+    dropout : float, default 0.1
+        Dropout on the normalised centres (the head's ``dropout_ratio``).
+    smooth : float, default 1.0
+        Target probability of the true class (released ``smooth``; 1.0 = plain
+        one-hot targets; the released ADE20K configs use 0.5-1.0).  Not the same
+        parametrisation as PyTorch's ``label_smoothing``.
+    class_prior : Tensor, optional
+        ``(K,)`` non-negative image-level class frequencies (e.g. number of
+        training images that contain each class -- the released
+        ``frequency_file``); normalised to sum 1.  If ``None`` and
+        ``update_prior=True`` it is estimated on the fly: buffers
+        ``prior_counts`` ``(K,)`` (images containing each class) and
+        ``prior_images`` (images seen) are updated from every batch in
+        ``train()`` mode, and ``prior_k = (count_k + 1) / (images + 2)``
+        (add-one smoothing, so no class gets ``log 0``), normalised to sum 1.
+        Before any batch this prior is uniform (a constant shift: no effect).
+        Both buffers are in ``state_dict`` so a resumed run keeps its estimate.
+    logit_adjust : bool, default True
+        Add ``log(prior + 1e-12)`` to the logits (released behaviour).
+    update_prior : bool, default True
+        Update the running prior estimate (ignored if ``class_prior`` is given).
+    generator : torch.Generator, optional
+        Randomness of the ETF and of the frozen layers' initialisation
+        (PyTorch's default init distributions, seeded).
+    ignore_index : int or None, default 255
+    align : {"bilinear_features", "nearest_labels"}, default "bilinear_features"
+        Resolution matching (released: bilinear upsampling of the features).
+
+    Notes
+    -----
+    Checked against the public code of the CeCo authors (an mmsegmentation
+    fork; decode heads ``UPerHead_cecol`` -- "'Linear' version of CeCo" -- and
+    ``UPerHead_ceco`` -- "Normalized" -- with configs passing
+    ``frequency_file="stats/ade20k_image_label_stats.txt"``, ``img_cls_weight``,
+    ``scale`` and ``smooth``), found through the project's code-search index.
+    Its training branch: ``reduce`` = Conv2d(channels, 128, 1, bias=False) +
+    BatchNorm2d(128) on the head output, ``F.interpolate(..., mode="bilinear",
+    align_corners=True)`` to the label size, centres by ``one_hot(y).T @
+    features / counts`` over the valid pixels, ``torch.unique`` for present
+    classes; ``gain`` = Linear(128, 512) + ReLU; ``F.normalize``; ``img_cls`` =
+    (Dropout2d(0.1) of the head, Linear(512, K)) with weight = row-normalised
+    ``sqrt(K/(K-1)) U (I - 11^T/K)`` from ``scipy.stats.ortho_group`` and zero
+    bias; logits ``* scale``; loss ``-(t * log_softmax(logits + log(w +
+    1e-12))).sum() / t.sum()`` with smoothed targets ``t`` and ``w`` the
+    normalised image-level label statistics; all of ``reduce``, ``gain`` and
+    ``img_cls`` have ``requires_grad=False``.  This module reproduces that
+    branch (the prior estimate from batches is an addition here).  The
+    centres are reduced with :func:`ceco_lite.centers.class_sums` (same values;
+    a scatter-add on CPU, much faster there than the one-hot matrix product,
+    which it uses on CUDA).
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int = 512,
+        proj_channels: int = 128,
+        *,
+        logit_scale: float = 5.0,
+        dropout: float = 0.1,
+        smooth: float = 1.0,
+        class_prior: Tensor | None = None,
+        logit_adjust: bool = True,
+        update_prior: bool = True,
+        generator: torch.Generator | None = None,
+        ignore_index: int | None = 255,
+        align: str = "bilinear_features",
+    ) -> None:
+        super().__init__()
+        K = self.num_classes = _check_int(num_classes, "num_classes", 2)
+        self.in_channels = _check_int(in_channels, "in_channels", 1)
+        self.proj_channels = _check_int(proj_channels, "proj_channels", 1)
+        if self.in_channels < K - 1:
+            raise ValueError(
+                f"in_channels must be >= num_classes - 1 = {K - 1} to hold a simplex ETF, got {self.in_channels}"
+            )
+        if isinstance(logit_scale, bool) or not isinstance(logit_scale, (int, float)) or not (
+            math.isfinite(logit_scale) and logit_scale > 0
+        ):
+            raise ValueError(f"logit_scale must be a positive float, got {logit_scale!r}")
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        if isinstance(smooth, bool) or not isinstance(smooth, (int, float)) or not 0.0 <= smooth <= 1.0:
+            raise ValueError(f"smooth must be in [0, 1], got {smooth!r}")
+        if align not in ("nearest_labels", "bilinear_features"):
+            raise ValueError(f"align must be 'nearest_labels' or 'bilinear_features', got {align!r}")
+        if ignore_index is not None:
+            ignore_index = _check_int(ignore_index, "ignore_index", -(2**62))
+            if 0 <= ignore_index < K:
+                raise ValueError(f"ignore_index must lie outside [0, num_classes) = [0, {K}), got {ignore_index}")
+        self.ignore_index = ignore_index
+        self.align = align
+        self.logit_scale = float(logit_scale)
+        self.smooth = float(smooth)
+        self.logit_adjust = bool(logit_adjust)
+
+        # frozen random layers (PyTorch default init distributions, drawn from `generator`)
+        self.projection = nn.Sequential(
+            nn.Conv2d(self.in_channels, self.proj_channels, kernel_size=1, bias=False),
+            nn.BatchNorm2d(self.proj_channels),
+        )
+        self.center_mlp = nn.Sequential(nn.Linear(self.proj_channels, self.in_channels), nn.ReLU())
+        with torch.no_grad():
+            conv, lin = self.projection[0], self.center_mlp[0]
+            conv.weight.copy_(_kaiming_uniform(conv.weight.shape, self.in_channels, generator))
+            lin.weight.copy_(_kaiming_uniform(lin.weight.shape, self.proj_channels, generator))
+            lin.bias.copy_(_uniform(lin.bias.shape, 1.0 / math.sqrt(self.proj_channels), generator))
+        for p in list(self.projection.parameters()) + list(self.center_mlp.parameters()):
+            p.requires_grad_(False)
+        self.center_dropout = nn.Dropout(p=float(dropout))
+        # unit-norm ETF class vectors, (C, K) columns = classes
+        self.register_buffer("etf", simplex_etf(K, self.in_channels, scale=1.0, generator=generator))
+
+        if class_prior is not None:
+            if not isinstance(class_prior, Tensor):
+                raise TypeError(f"class_prior must be a Tensor of shape ({K},), got {type(class_prior).__name__}")
+            if class_prior.shape != (K,):
+                raise ValueError(f"class_prior must have shape ({K},), got {tuple(class_prior.shape)}")
+            cp = class_prior.detach().to(torch.float64)
+            if not bool(torch.isfinite(cp).all()) or bool((cp < 0).any()) or float(cp.sum()) <= 0:
+                raise ValueError("class_prior must be finite, non-negative and not all zero")
+            self.register_buffer("class_prior", (cp / cp.sum()).to(torch.float32))
+            self.update_prior = False
+        else:
+            self.class_prior = None
+            self.update_prior = bool(update_prior)
+        self.register_buffer("prior_counts", torch.zeros(K, dtype=torch.float64))
+        self.register_buffer("prior_images", torch.zeros((), dtype=torch.float64))
+
+    # ----------------------------------------------------------------- prior
+    def prior(self) -> Tensor:
+        """Image-level class prior ``(K,)`` float32 summing to 1 (given, or the running estimate)."""
+        if self.class_prior is not None:
+            return self.class_prior
+        p = (self.prior_counts + 1.0) / (self.prior_images + 2.0)  # add-one (Laplace) smoothing
+        return (p / p.sum()).to(torch.float32)
+
+    @torch.no_grad()
+    def _update_prior(self, labels: Tensor) -> None:
+        K = self.num_classes
+        lab = labels.reshape(labels.shape[0], -1).long()
+        idx = torch.where((lab >= 0) & (lab < K), lab, K)
+        present = torch.zeros(lab.shape[0], K + 1, dtype=torch.bool, device=lab.device)
+        present.scatter_(1, idx, True)
+        self.prior_counts += present[:, :K].sum(0).to(self.prior_counts)
+        self.prior_images += lab.shape[0]
+
+    # ----------------------------------------------------------------- forward
+    def forward(self, features: Tensor, labels: Tensor) -> Tensor:
+        """Released-code CeCo loss.
+
+        Parameters
+        ----------
+        features : Tensor
+            ``(B, in_channels, h, w)``, floating.
+        labels : Tensor
+            ``(B, H, W)`` integer, in ``[0, K)`` or ``ignore_index``.
+
+        Returns
+        -------
+        Tensor
+            0-d loss, mean over present centres (float32; exact 0 that still
+            back-propagates if no pixel is labelled).
+
+        Raises
+        ------
+        TypeError, ValueError
+            Wrong shapes, channels, dtypes, devices or label values.
+        """
+        if not isinstance(features, Tensor):
+            raise TypeError(f"features must be a torch.Tensor, got {type(features).__name__}")
+        if not isinstance(labels, Tensor):
+            raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
+        if features.ndim != 4 or features.shape[1] != self.in_channels:
+            raise ValueError(
+                f"features must have shape (B, in_channels={self.in_channels}, h, w), got {tuple(features.shape)}"
+            )
+        if labels.ndim != 3 or labels.shape[0] != features.shape[0]:
+            raise ValueError(
+                f"labels must have shape (B={features.shape[0]}, H, W), got {tuple(labels.shape)}"
+            )
+        if features.device != self.etf.device:
+            raise ValueError(f"features are on {features.device} but the module is on {self.etf.device}")
+        proj = self.projection(features)  # (B, proj, h, w)
+        aligned = labels
+        if proj.shape[-2:] != labels.shape[-2:]:
+            proj, aligned = align_features_and_labels(proj, labels, mode=self.align, align_corners=True)
+        sums, counts = class_sums(proj, aligned, self.num_classes, ignore_index=self.ignore_index)
+        if self.training and self.update_prior and self.class_prior is None:
+            self._update_prior(labels)  # full-resolution labels, after they were validated
+        centers = sums / counts.clamp_min(1).to(sums.dtype).unsqueeze(1)  # (K, proj)
+        K = self.num_classes
+        with _no_autocast(centers.device):
+            lin = self.center_mlp[0]
+            h = self.center_mlp[1](F.linear(centers, lin.weight.to(centers.dtype), lin.bias.to(centers.dtype)))
+            h = self.center_dropout(F.normalize(h, dim=1))
+            logits = self.logit_scale * (h @ self.etf.to(h.dtype))
+            if self.logit_adjust:
+                logits = logits + torch.log(self.prior().to(logits) + 1e-12)
+            log_p = F.log_softmax(logits, dim=1)
+            eye = torch.eye(K, dtype=log_p.dtype, device=log_p.device)
+            target = self.smooth * eye + (1.0 - self.smooth) / (K - 1) * (1.0 - eye)
+            ce = -(target * log_p).sum(dim=1)
+            w = (counts > 0).to(ce.dtype)
+            return (ce * w).sum() / w.sum().clamp_min(1.0)
+
+
+def _uniform(shape, bound: float, generator) -> Tensor:
+    return (torch.rand(shape, generator=generator) * 2.0 - 1.0) * bound
+
+
+def _kaiming_uniform(shape, fan_in: int, generator) -> Tensor:
+    """PyTorch's default Conv/Linear weight init (kaiming_uniform with a = sqrt(5)), seeded."""
+    bound = 1.0 / math.sqrt(fan_in)
+    return _uniform(shape, bound, generator)

@@ -1,0 +1,188 @@
+"""Command line: ``python -m ceco_lite`` / ``ceco-lite``.
+
+Sub-commands::
+
+    ceco-lite train   --preset NAME [--lambda L] [--epochs E] [--seed S] [--out DIR] ...
+    ceco-lite compare --preset NAME --seeds 0 1 2 [--lambda L] [--out DIR] ...
+    ceco-lite presets
+
+``train`` prints a results table (mIoU or top-1, head / common / tail and the
+centres' neural-collapse statistics) and writes ``DIR/metrics.json``; ``compare``
+trains λ = 0 and CeCo for every seed and prints both side by side with the paired
+difference and its spread. Multi-GPU: ``torchrun --nproc_per_node=N -m ceco_lite train ...``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["main", "build_parser", "config_from_args", "format_results"]
+
+
+def _add_overrides(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", required=True, help="preset name (see `ceco-lite presets`)")
+    p.add_argument("--lambda", dest="ceco_lambda", type=float, help="CeCo weight λ (0 = CE baseline)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", dest="batch_size", type=int, help="global batch size")
+    p.add_argument("--lr", type=float, help="initial learning rate")
+    p.add_argument("--device", help="auto | cpu | cuda[:i] | mps")
+    p.add_argument("--max-steps", dest="max_steps", type=int, help="stop after this many optimiser steps")
+    p.add_argument("--image-size", dest="image_size", type=int, nargs=2, metavar=("H", "W"))
+    p.add_argument("--num-images", dest="num_images", type=int, help="synthetic training images")
+    p.add_argument("--imbalance-factor", dest="imbalance_factor", type=float)
+    p.add_argument("--data-root", dest="data_root", help="real data folder (default: CECO_DATA_DIR / shared data)")
+    p.add_argument("--model", help="model name for ceco_lite.models.build_model")
+    p.add_argument("--variant", dest="ceco_variant", choices=("paper", "released"), help="CeCo variant")
+    p.add_argument("--fixed-pc", dest="fixed_pixel_classifier", action="store_true", default=None,
+                   help="fixed simplex-ETF pixel classifier (Table 1)")
+    p.add_argument("--learned-cc", dest="learned_cc", action="store_true", default=None,
+                   help="learned centre classifier instead of the fixed ETF (Table 1)")
+    p.add_argument("--ceco-sync", dest="ceco_sync", choices=("global", "local"),
+                   help="DDP: centres over the global batch or per process (released code)")
+    p.add_argument("--in2nect", dest="in2nect_weight", type=float, help="In2NeCT weight w (Eq. 7)")
+    p.add_argument("--save-features", dest="save_features", type=int, help="final features kept per class")
+    p.add_argument("--num-threads", dest="num_threads", type=int)
+    p.add_argument("--amp", choices=("auto", "bf16", "off"))
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    p.add_argument("--no-progress", dest="progress", action="store_false", default=None)
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="any TrainConfig field (VALUE parsed as JSON when possible); repeatable")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ceco-lite", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train one configuration")
+    _add_overrides(t)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--out", help="run directory (default runs/<preset>/lam<L>-seed<S>)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    c = sub.add_parser("compare", help="λ = 0 versus CeCo over several seeds")
+    _add_overrides(c)
+    c.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    c.add_argument("--out", help="folder for the runs and compare.json (default runs/compare-<preset>)")
+    sub.add_parser("presets", help="list the presets")
+    return parser
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def config_from_args(args: argparse.Namespace):
+    """A validated :class:`~ceco_lite.engine.TrainConfig` from parsed arguments."""
+    from ceco_lite.engine import get_preset
+
+    names = ("ceco_lambda", "epochs", "batch_size", "lr", "device", "max_steps", "image_size", "num_images",
+             "imbalance_factor", "data_root", "model", "ceco_variant", "fixed_pixel_classifier", "ceco_sync",
+             "in2nect_weight", "save_features", "num_threads", "amp", "compile", "progress", "seed")
+    overrides = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    if getattr(args, "learned_cc", None):
+        overrides["fixed_center_classifier"] = False
+    for item in args.sets:
+        if "=" not in item:
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        overrides[key.strip()] = _parse_value(value)
+    if getattr(args, "resume", False):
+        overrides["resume"] = True
+    return get_preset(args.preset, **overrides)
+
+
+def _f(x, width=8) -> str:
+    return f"{x:{width}.2f}" if isinstance(x, (int, float)) and not math.isnan(x) else f"{'n/a':>{width}}"
+
+
+def format_results(metrics: dict, title: str = "") -> str:
+    """Text table of a run's final metrics (score, head / common / tail, NC statistics, per class)."""
+    key = "miou" if "miou" in metrics else "top1"
+    name = "mIoU" if key == "miou" else "top-1"
+    lines = [title] if title else []
+    lines.append(f"{name:>8} {'head':>8} {'common':>8} {'tail':>8}")
+    lines.append(" ".join(_f(metrics.get(k)) for k in (key, "head", "common", "tail")))
+    nc = metrics.get("nc") or {}
+    if nc:
+        lines.append("NC (training features): " + ", ".join(
+            f"{k}={nc[k]:.4f}" for k in ("equiangularity_centers", "max_angle_centers",
+                                         "equiangularity_classifiers", "max_angle_classifiers", "nc1")
+            if isinstance(nc.get(k), (int, float))))
+    per = metrics.get("per_class") or []
+    if per:
+        label = "IoU" if key == "miou" else "acc"
+        lines.append(f"per-class {label}: " + " ".join(f"{i}:{_f(v, 0).strip()}" for i, v in enumerate(per)))
+    if metrics.get("time_per_step") is not None:
+        lines.append(f"time per step: {1000 * metrics['time_per_step']:.1f} ms ({metrics.get('device')})")
+    return "\n".join(lines)
+
+
+def _is_main() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _cmd_train(args) -> int:
+    from ceco_lite.engine import train
+
+    config = config_from_args(args)
+    out = args.out or str(Path("runs") / (config.preset or "run") / f"lam{config.ceco_lambda:g}-seed{config.seed}")
+    config = config.replace(out_dir=out)
+    try:
+        result = train(config)
+    except KeyboardInterrupt:
+        if _is_main():
+            print(f"\ninterrupted: the last checkpoint in {out} is intact; continue with "
+                  f"`ceco-lite train --preset {args.preset} --out {out} --resume` (same options)", file=sys.stderr)
+        return 130
+    if _is_main():
+        print(format_results(result.metrics, title=f"{config.preset}  λ={config.ceco_lambda:g}  seed={config.seed}"))
+        print(f"run directory: {out} (metrics.json, history.json, config.json, checkpoint.pt)")
+    return 0
+
+
+def _cmd_compare(args) -> int:
+    from ceco_lite.engine import compare
+
+    config = config_from_args(args)
+    out = args.out or str(Path("runs") / f"compare-{config.preset or 'run'}")
+    lam = args.ceco_lambda if args.ceco_lambda is not None else None
+    result = compare(config, args.seeds, lam=lam, out_dir=out, progress=config.progress)
+    print(result["table"])
+    print(f"runs and compare.json in {out}")
+    return 0
+
+
+def _cmd_presets() -> int:
+    from ceco_lite.engine import PRESETS
+
+    for name, cfg in sorted(PRESETS.items()):
+        print(f"{name:<18} dataset={cfg.dataset:<12} model={cfg.model:<20} λ={cfg.ceco_lambda:g} "
+              f"epochs={cfg.epochs} batch={cfg.batch_size} lr={cfg.lr:g} schedule={cfg.schedule} device={cfg.device}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``ceco-lite`` / ``python -m ceco_lite``; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "presets":
+            return _cmd_presets()
+        if args.command == "train":
+            return _cmd_train(args)
+        return _cmd_compare(args)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"ceco-lite: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

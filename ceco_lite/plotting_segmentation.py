@@ -1,0 +1,348 @@
+"""Plotly figure builders for the segmentation lessons (3, 5 and 6).
+
+Every builder returns a :class:`plotly.graph_objects.FigureWidget` whose traces a
+widget later updates in place (inside ``fig.batch_update()``) through the matching
+``update_*`` function, so a slider never rebuilds a figure. The builders only draw:
+numbers come from the library (:mod:`data_utils`, :mod:`ceco_lite.nc`, the engine).
+"""
+from __future__ import annotations
+
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+__all__ = [
+    "COLORS",
+    "colorize_mask",
+    "mask_grid_figure",
+    "update_mask_grid",
+    "class_histogram_figure",
+    "update_class_histogram",
+    "imbalance_factor_figure",
+    "curves_figure",
+    "update_curves",
+    "grouped_bars_figure",
+    "update_grouped_bars",
+    "lambda_sweep_figure",
+    "embedding_figure",
+    "update_embedding",
+    "cluster_sizes_figure",
+    "update_cluster_sizes",
+    "prior_penalty_figure",
+]
+
+#: Colours of the compared runs / curves (colour-blind friendly, Okabe-Ito).
+COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
+
+_LAYOUT = dict(template="plotly_white", margin=dict(l=50, r=20, t=50, b=40))
+
+
+def _class_palette(num_classes: int) -> np.ndarray:
+    """``(K, 3)`` uint8 colours, fixed per class id (plotly's qualitative sets)."""
+    import plotly.colors as pc
+
+    names = pc.qualitative.Dark24 + pc.qualitative.Light24
+    rgb = [pc.hex_to_rgb(names[k % len(names)]) for k in range(num_classes)]
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def colorize_mask(mask, palette=None, *, num_classes: int | None = None,
+                  ignore_index: int = 255, ignore_color=(0, 0, 0)) -> np.ndarray:
+    """Render an integer mask ``(H, W)`` as an RGB image ``(H, W, 3)`` uint8.
+
+    Parameters
+    ----------
+    mask : array-like or torch.Tensor
+        ``(H, W)`` class ids; ``ignore_index`` pixels get ``ignore_color``.
+    palette : array-like, optional
+        ``(K, 3)`` uint8 colours (e.g. the Cityscapes palette); default: a fixed
+        qualitative palette with ``num_classes`` (or ``max(mask)+1``) entries.
+    """
+    m = np.asarray(mask.cpu() if hasattr(mask, "cpu") else mask).astype(np.int64)
+    if m.ndim != 2:
+        raise ValueError(f"mask must be (H, W), got shape {m.shape}")
+    valid = m != ignore_index
+    if palette is None:
+        k = num_classes if num_classes is not None else (int(m[valid].max()) + 1 if valid.any() else 1)
+        palette = _class_palette(k)
+    pal = np.asarray(palette, dtype=np.uint8)
+    if pal.ndim != 2 or pal.shape[1] != 3:
+        raise ValueError(f"palette must be (K, 3), got shape {pal.shape}")
+    out = np.empty(m.shape + (3,), dtype=np.uint8)
+    out[:] = np.asarray(ignore_color, dtype=np.uint8)
+    if valid.any():
+        if int(m[valid].max()) >= len(pal):
+            raise ValueError(f"mask holds class {int(m[valid].max())} but the palette has {len(pal)} colours")
+        out[valid] = pal[m[valid]]
+    return out
+
+
+def _to_rgb(image) -> np.ndarray:
+    """``(3, H, W)`` float in [0, 1] (or uint8) -> ``(H, W, 3)`` uint8."""
+    x = np.asarray(image.detach().cpu() if hasattr(image, "detach") else image)
+    if x.ndim == 3 and x.shape[0] == 3:
+        x = np.moveaxis(x, 0, -1)
+    if x.dtype != np.uint8:
+        lo, hi = float(x.min()), float(x.max())
+        if lo < 0 or hi > 1:  # normalised image: stretch to [0, 1] for display
+            x = (x - lo) / max(hi - lo, 1e-8)
+        x = np.clip(np.round(x * 255), 0, 255).astype(np.uint8)
+    return x
+
+
+def mask_grid_figure(images: Sequence, rows: Mapping[str, Sequence], *, palette=None,
+                     num_classes: int | None = None, title: str = "", height_per_row: int = 150,
+                     ignore_index: int = 255) -> go.FigureWidget:
+    """A grid: first row the images, then one row per entry of ``rows`` (masks).
+
+    Parameters
+    ----------
+    images : sequence of ``(3, H, W)`` arrays/tensors
+        The columns (at most ~6 for legibility).
+    rows : mapping name -> sequence of ``(H, W)`` masks
+        E.g. ``{"ground truth": masks, "baseline": preds, "CeCo": preds}``.
+    palette, num_classes, ignore_index
+        See :func:`colorize_mask`.
+    """
+    from plotly.subplots import make_subplots
+
+    n = len(images)
+    names = list(rows)
+    nrows = 1 + len(names)
+    fig = make_subplots(rows=nrows, cols=max(n, 1), horizontal_spacing=0.01, vertical_spacing=0.04,
+                        row_titles=["image"] + names)
+    for j, img in enumerate(images):
+        fig.add_trace(go.Image(z=_to_rgb(img), hoverinfo="skip"), row=1, col=j + 1)
+        for i, name in enumerate(names):
+            rgb = colorize_mask(rows[name][j], palette, num_classes=num_classes, ignore_index=ignore_index)
+            fig.add_trace(go.Image(z=rgb, name=name, hoverinfo="skip"), row=i + 2, col=j + 1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(**_LAYOUT, title=title, height=60 + height_per_row * nrows, showlegend=False)
+    fig.update_layout(margin=dict(l=10, r=60, t=50, b=10))
+    return go.FigureWidget(fig)
+
+
+def update_mask_grid(fig: go.FigureWidget, images: Sequence, rows: Mapping[str, Sequence], *,
+                     palette=None, num_classes: int | None = None, ignore_index: int = 255) -> None:
+    """Replace the pictures of a :func:`mask_grid_figure` (same grid shape)."""
+    per_col = 1 + len(rows)
+    expected = per_col * len(images)
+    if len(fig.data) != expected:
+        raise ValueError(f"figure has {len(fig.data)} panels, the new content needs {expected}")
+    names = list(rows)
+    with fig.batch_update():
+        for j, img in enumerate(images):
+            fig.data[j * per_col].z = _to_rgb(img)
+            for i, name in enumerate(names):
+                fig.data[j * per_col + 1 + i].z = colorize_mask(
+                    rows[name][j], palette, num_classes=num_classes, ignore_index=ignore_index)
+
+
+def _sorted_counts(pixel_counts, center_counts, class_names):
+    p = np.asarray(pixel_counts, dtype=np.float64)
+    c = np.asarray(center_counts, dtype=np.float64)
+    names = list(class_names) if class_names is not None else [str(k) for k in range(len(p))]
+    order = np.argsort(-p, kind="stable")
+    return p[order], c[order], [names[k] for k in order]
+
+
+def class_histogram_figure(pixel_counts, center_counts, class_names=None, *,
+                           title: str = "Pixel versus centre frequency (supplement Fig. 6)",
+                           log_y: bool = True) -> go.FigureWidget:
+    """Pixel and centre frequency per class, sorted by pixel count (supplement Fig. 6).
+
+    Both series are normalised by their maximum (``n_k / n_max``), so the ratio of
+    the tallest to the shortest bar of a series is its imbalance factor.
+    """
+    p, c, names = _sorted_counts(pixel_counts, center_counts, class_names)
+    fig = go.FigureWidget(layout=dict(**_LAYOUT, title=title, barmode="group",
+                                      yaxis=dict(title="n_k / n_max", type="log" if log_y else "linear"),
+                                      xaxis=dict(title="classes sorted by pixel frequency"),
+                                      legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom")))
+    fig.add_bar(x=names, y=_norm(p), name="pixels", marker_color=COLORS[0])
+    fig.add_bar(x=names, y=_norm(c), name="centres", marker_color=COLORS[1])
+    return fig
+
+
+def _norm(v: np.ndarray) -> np.ndarray:
+    m = v.max() if v.size and v.max() > 0 else 1.0
+    out = v / m
+    return np.where(out > 0, out, np.nan)  # zero counts are not drawn on a log axis
+
+
+def update_class_histogram(fig: go.FigureWidget, pixel_counts, center_counts, class_names=None) -> None:
+    """Update a :func:`class_histogram_figure` in place."""
+    p, c, names = _sorted_counts(pixel_counts, center_counts, class_names)
+    with fig.batch_update():
+        fig.data[0].x, fig.data[0].y = names, _norm(p)
+        fig.data[1].x, fig.data[1].y = names, _norm(c)
+
+
+def imbalance_factor_figure(rows: Sequence[tuple[str, float, float]], *,
+                            title: str = "Pixel versus centre imbalance factor") -> go.FigureWidget:
+    """Grouped bars of (dataset, pixel IF, centre IF) on a log axis (paper Sec. 4.3, Table 12)."""
+    labels = [r[0] for r in rows]
+    fig = go.FigureWidget(layout=dict(**_LAYOUT, title=title, barmode="group",
+                                      yaxis=dict(title="imbalance factor n_max / n_min", type="log")))
+    fig.add_bar(x=labels, y=[r[1] for r in rows], name="pixel / point IF", marker_color=COLORS[0],
+                text=[f"{r[1]:.0f}" for r in rows], textposition="outside")
+    fig.add_bar(x=labels, y=[r[2] for r in rows], name="centre IF", marker_color=COLORS[1],
+                text=[f"{r[2]:.0f}" for r in rows], textposition="outside")
+    return fig
+
+
+def curves_figure(curves: Mapping[str, tuple[Sequence, Sequence]], *, title: str = "",
+                  xaxis_title: str = "epoch", yaxis_title: str = "", dashes: Mapping[str, str] | None = None,
+                  colors: Mapping[str, str] | None = None, log_y: bool = False,
+                  reference: float | None = None) -> go.FigureWidget:
+    """One line per entry ``name -> (x, y)`` (e.g. NC statistics over training, Fig. 2/4/5).
+
+    ``reference`` draws a dotted horizontal line (e.g. 0 = perfect equiangularity).
+    """
+    fig = go.FigureWidget(layout=dict(**_LAYOUT, title=title, xaxis=dict(title=xaxis_title),
+                                      yaxis=dict(title=yaxis_title, type="log" if log_y else "linear")))
+    for i, (name, (x, y)) in enumerate(curves.items()):
+        color = (colors or {}).get(name, COLORS[i % len(COLORS)])
+        fig.add_scatter(x=list(x), y=list(y), name=name, mode="lines+markers",
+                        line=dict(color=color, dash=(dashes or {}).get(name, "solid")))
+    if reference is not None:
+        fig.add_hline(y=reference, line=dict(color="gray", dash="dot"))
+    return fig
+
+
+def update_curves(fig: go.FigureWidget, curves: Mapping[str, tuple[Sequence, Sequence]], *,
+                  yaxis_title: str | None = None) -> None:
+    """Replace the data of the named lines of a :func:`curves_figure` (matched by name)."""
+    by_name = {tr.name: tr for tr in fig.data}
+    missing = [name for name in curves if name not in by_name]
+    if missing:
+        raise KeyError(f"no curve named {missing[0]!r} in the figure ({sorted(by_name)})")
+    with fig.batch_update():
+        for name, (x, y) in curves.items():
+            by_name[name].x, by_name[name].y = list(x), list(y)
+        if yaxis_title is not None:
+            fig.layout.yaxis.title.text = yaxis_title
+
+
+def grouped_bars_figure(categories: Sequence[str], series: Mapping[str, Sequence[float]], *,
+                        title: str = "", yaxis_title: str = "", text_format: str = "{:.1f}",
+                        colors: Mapping[str, str] | None = None) -> go.FigureWidget:
+    """Grouped bar chart ``series name -> values per category`` (e.g. per-class IoU)."""
+    fig = go.FigureWidget(layout=dict(**_LAYOUT, title=title, barmode="group", yaxis=dict(title=yaxis_title),
+                                      legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom")))
+    for i, (name, values) in enumerate(series.items()):
+        vals = [float("nan") if v is None else float(v) for v in values]
+        fig.add_bar(x=list(categories), y=vals, name=name,
+                    marker_color=(colors or {}).get(name, COLORS[i % len(COLORS)]),
+                    text=[("" if np.isnan(v) else text_format.format(v)) for v in vals],
+                    textposition="outside")
+    return fig
+
+
+def update_grouped_bars(fig: go.FigureWidget, categories: Sequence[str],
+                        series: Mapping[str, Sequence[float]], text_format: str = "{:.1f}") -> None:
+    """Update the bars of a :func:`grouped_bars_figure` (series matched by name)."""
+    by_name = {tr.name: tr for tr in fig.data}
+    with fig.batch_update():
+        for name, values in series.items():
+            vals = [float("nan") if v is None else float(v) for v in values]
+            tr = by_name[name]
+            tr.x, tr.y = list(categories), vals
+            tr.text = [("" if np.isnan(v) else text_format.format(v)) for v in vals]
+
+
+def lambda_sweep_figure(lambdas: Sequence[float], ours: Sequence[float],
+                        paper: Mapping[str, Sequence[float]] | None = None, *,
+                        paper_lambdas: Sequence[float] | None = None,
+                        ours_name: str = "ours (mIoU)") -> go.FigureWidget:
+    """mIoU against λ: our runs (left axis) beside the paper's Table 2 (right axis)."""
+    fig = go.FigureWidget(layout=dict(**_LAYOUT, title="λ sweep (CeCo paper Table 2)",
+                                      xaxis=dict(title="λ (Eq. 5)"), yaxis=dict(title="our mIoU (%)"),
+                                      yaxis2=dict(title="paper mIoU (%)", overlaying="y", side="right"),
+                                      legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom")))
+    fig.add_scatter(x=list(lambdas), y=list(ours), name=ours_name, mode="lines+markers",
+                    line=dict(color=COLORS[0], width=3))
+    for i, (name, vals) in enumerate((paper or {}).items()):
+        fig.add_scatter(x=list(paper_lambdas if paper_lambdas is not None else lambdas), y=list(vals),
+                        name=f"paper: {name}", mode="lines+markers", yaxis="y2",
+                        line=dict(color=COLORS[1 + i], dash="dash"))
+    return fig
+
+
+def embedding_figure(embedding, labels, class_names=None, *, title: str = "t-SNE of pixel features",
+                     palette=None, num_classes: int | None = None, visible_classes: Iterable[int] | None = None,
+                     marker_size: int = 5) -> go.FigureWidget:
+    """A 2-D scatter with one trace per class (so classes can be hidden instantly)."""
+    emb = np.asarray(embedding)
+    y = np.asarray(labels)
+    K = num_classes if num_classes is not None else int(y.max()) + 1
+    pal = np.asarray(palette if palette is not None else _class_palette(K))
+    names = list(class_names) if class_names is not None else [str(k) for k in range(K)]
+    visible = set(range(K)) if visible_classes is None else set(int(k) for k in visible_classes)
+    fig = go.FigureWidget(layout=dict(**_LAYOUT, title=title, xaxis=dict(visible=False),
+                                      yaxis=dict(visible=False, scaleanchor="x"), height=480))
+    for k in range(K):
+        sel = y == k
+        fig.add_scattergl(x=emb[sel, 0], y=emb[sel, 1], mode="markers", name=names[k],
+                          marker=dict(size=marker_size, color="rgb({},{},{})".format(*pal[k]), opacity=0.8),
+                          visible=(k in visible))
+    return fig
+
+
+def update_embedding(fig: go.FigureWidget, embedding, labels, *, visible_classes: Iterable[int] | None = None,
+                     title: str | None = None) -> None:
+    """Swap the points of an :func:`embedding_figure` and set which classes show."""
+    emb = np.asarray(embedding)
+    y = np.asarray(labels)
+    visible = None if visible_classes is None else set(int(k) for k in visible_classes)
+    with fig.batch_update():
+        for k, tr in enumerate(fig.data):
+            sel = y == k
+            tr.x, tr.y = emb[sel, 0], emb[sel, 1]
+            tr.visible = True if visible is None else (k in visible)
+        if title is not None:
+            fig.layout.title.text = title
+
+
+def cluster_sizes_figure(true_sizes, predicted: Mapping[str, Sequence[int]], *,
+                         title: str = "Cluster sizes, sorted (IDDC demo)") -> go.FigureWidget:
+    """True cluster sizes (sorted) against the sorted sizes found with each prior."""
+    t = np.sort(np.asarray(true_sizes))[::-1]
+    fig = go.FigureWidget(layout=dict(**_LAYOUT, title=title, barmode="group",
+                                      xaxis=dict(title="cluster rank (largest first)"),
+                                      yaxis=dict(title="points per cluster"),
+                                      legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom")))
+    ranks = list(range(1, len(t) + 1))
+    fig.add_bar(x=ranks, y=t, name="true sizes", marker_color="lightgray")
+    for i, (name, sizes) in enumerate(predicted.items()):
+        fig.add_bar(x=ranks, y=np.sort(np.asarray(sizes))[::-1], name=name, marker_color=COLORS[i % len(COLORS)])
+    return fig
+
+
+def update_cluster_sizes(fig: go.FigureWidget, true_sizes, predicted: Mapping[str, Sequence[int]],
+                         title: str | None = None) -> None:
+    """Update a :func:`cluster_sizes_figure` (series matched by name)."""
+    t = np.sort(np.asarray(true_sizes))[::-1]
+    ranks = list(range(1, len(t) + 1))
+    by_name = {tr.name: tr for tr in fig.data}
+    with fig.batch_update():
+        by_name["true sizes"].x, by_name["true sizes"].y = ranks, t
+        for name, sizes in predicted.items():
+            by_name[name].x = list(range(1, len(sizes) + 1))
+            by_name[name].y = np.sort(np.asarray(sizes))[::-1]
+        if title is not None:
+            fig.layout.title.text = title
+
+
+def prior_penalty_figure(x, curves: Mapping[str, Sequence[float]], *,
+                         title: str = "Penalty on one cluster of relative size x",
+                         yaxis_title: str = "penalty f(x)", log_y: bool = True) -> go.FigureWidget:
+    """Per-cluster penalty as a function of the relative cluster size (log x axis)."""
+    fig = go.FigureWidget(layout=dict(**_LAYOUT, title=title,
+                                      xaxis=dict(title="relative cluster size x = x_c / max(x)", type="log"),
+                                      yaxis=dict(title=yaxis_title, type="log" if log_y else "linear")))
+    for i, (name, y) in enumerate(curves.items()):
+        fig.add_scatter(x=list(x), y=list(y), name=name, mode="lines", line=dict(color=COLORS[i], width=3))
+    return fig

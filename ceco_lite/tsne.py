@@ -1,0 +1,270 @@
+"""t-SNE of pixel features, computed once and cached atomically (lesson 5).
+
+t-SNE itself is :class:`sklearn.manifold.TSNE`. What this module adds is what a
+lesson needs around it: a class-balanced subsample of the pixels (so rare classes
+are visible at all), a content-addressed on-disk cache (the key hashes the features,
+the labels and every parameter; files are written to a temporary file in the same
+folder and moved into place with :func:`os.replace`, so an interrupted run never
+leaves a half-written cache), and a helper that embeds several feature sets (runs x
+epochs) so that a widget can switch between them instantly.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["subsample_per_class", "tsne_embedding", "cached_tsne", "tsne_many"]
+
+
+def _as_numpy(x) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().to("cpu")
+        if x.is_floating_point():
+            x = x.float()
+        x = x.numpy()
+    return np.asarray(x)
+
+
+def _flatten(features, labels) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(N, d)`` float32 features and ``(N,)`` int64 labels."""
+    f = _as_numpy(features)
+    y = _as_numpy(labels)
+    if f.ndim == 4:  # (B, d, H, W) with labels (B, H, W)
+        if y.ndim != 3 or y.shape != (f.shape[0],) + f.shape[2:]:
+            raise ValueError(
+                "for (B, d, H, W) features, labels must be (B, H, W); got "
+                f"{f.shape} and {y.shape}"
+            )
+        f = np.moveaxis(f, 1, -1).reshape(-1, f.shape[1])
+        y = y.reshape(-1)
+    if f.ndim != 2:
+        raise ValueError(f"features must be (N, d) or (B, d, H, W), got shape {f.shape}")
+    if y.shape != (f.shape[0],):
+        raise ValueError(f"labels must have shape ({f.shape[0]},), got {y.shape}")
+    return np.ascontiguousarray(f, dtype=np.float32), y.astype(np.int64)
+
+
+def subsample_per_class(
+    labels,
+    max_per_class: int,
+    *,
+    ignore_index: int = 255,
+    seed: int = 0,
+) -> np.ndarray:
+    """Indices of at most ``max_per_class`` random samples of every class.
+
+    Parameters
+    ----------
+    labels : array-like or torch.Tensor
+        ``(N,)`` integer labels.
+    max_per_class : int
+        Cap per class (>= 1); classes with fewer samples keep them all.
+    ignore_index : int, default 255
+        Label that is dropped.
+    seed : int, default 0
+        Seed of :func:`numpy.random.default_rng`.
+
+    Returns
+    -------
+    numpy.ndarray
+        Sorted int64 indices into ``labels``.
+
+    Raises
+    ------
+    ValueError
+        If ``max_per_class < 1`` or labels are not 1-D.
+    """
+    if int(max_per_class) < 1:
+        raise ValueError(f"max_per_class must be >= 1, got {max_per_class!r}")
+    y = _as_numpy(labels)
+    if y.ndim != 1:
+        raise ValueError(f"labels must be 1-D, got shape {y.shape}")
+    rng = np.random.default_rng(seed)
+    keep = np.flatnonzero(y != ignore_index)
+    # one random key per sample; within each class keep the max_per_class smallest keys
+    keys = rng.random(keep.size)
+    order = np.lexsort((keys, y[keep]))
+    sorted_labels = y[keep][order]
+    starts = np.searchsorted(sorted_labels, sorted_labels, side="left")
+    rank = np.arange(order.size) - starts
+    return np.sort(keep[order[rank < int(max_per_class)]]).astype(np.int64)
+
+
+def tsne_embedding(
+    features,
+    *,
+    perplexity: float = 30.0,
+    max_iter: int = 500,
+    seed: int = 0,
+    init: str = "pca",
+) -> np.ndarray:
+    """2-D t-SNE of ``(N, d)`` features with :class:`sklearn.manifold.TSNE`.
+
+    Parameters
+    ----------
+    features : array-like or torch.Tensor
+        ``(N, d)`` features, N >= 5.
+    perplexity : float, default 30
+        Clipped to ``(N - 1) / 3`` for small N (sklearn requires perplexity < N).
+    max_iter : int, default 500
+        Optimisation steps (sklearn's minimum is 250).
+    seed : int, default 0
+        ``random_state`` (results are deterministic for a given seed).
+    init : {"pca", "random"}, default "pca"
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, 2)`` float32 embedding.
+
+    Raises
+    ------
+    ValueError
+        If the features are not 2-D or there are fewer than 5 samples.
+    """
+    from sklearn.manifold import TSNE
+
+    f = _as_numpy(features).astype(np.float32)
+    if f.ndim != 2:
+        raise ValueError(f"features must be (N, d), got shape {f.shape}")
+    if f.shape[0] < 5:
+        raise ValueError(f"t-SNE needs at least 5 samples, got {f.shape[0]}")
+    perp = float(min(perplexity, max(1.0, (f.shape[0] - 1) / 3.0)))
+    tsne = TSNE(
+        n_components=2,
+        perplexity=perp,
+        max_iter=max(250, int(max_iter)),
+        init=init,
+        random_state=int(seed),
+        learning_rate="auto",
+    )
+    return tsne.fit_transform(f).astype(np.float32)
+
+
+def _cache_key(f: np.ndarray, y: np.ndarray, params: dict) -> str:
+    h = hashlib.sha1()
+    h.update(np.ascontiguousarray(f).tobytes())
+    h.update(np.ascontiguousarray(y).tobytes())
+    h.update(str(f.shape).encode())
+    h.update(json.dumps(params, sort_keys=True).encode())
+    return h.hexdigest()[:20]
+
+
+def _atomic_savez(path: Path, **arrays) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def cached_tsne(
+    features,
+    labels,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    max_per_class: int = 150,
+    ignore_index: int = 255,
+    perplexity: float = 30.0,
+    max_iter: int = 500,
+    seed: int = 0,
+) -> dict:
+    """Class-balanced t-SNE of pixel features, cached on disk.
+
+    Subsamples at most ``max_per_class`` pixels of every class
+    (:func:`subsample_per_class`), embeds them with :func:`tsne_embedding` and
+    stores ``embedding``, ``labels`` and ``indices`` in
+    ``cache_dir/tsne-<key>.npz`` (written atomically). A second call with the same
+    features, labels and parameters reads the file instead of recomputing.
+
+    Parameters
+    ----------
+    features : array-like or torch.Tensor
+        ``(N, d)`` pixel features, or ``(B, d, H, W)`` feature maps.
+    labels : array-like or torch.Tensor
+        ``(N,)`` labels, or ``(B, H, W)`` masks (ignore index dropped).
+    cache_dir : path-like, optional
+        Folder of the cache; ``None`` computes without caching.
+    max_per_class, ignore_index, perplexity, max_iter, seed
+        See :func:`subsample_per_class` and :func:`tsne_embedding`.
+
+    Returns
+    -------
+    dict
+        ``embedding`` ``(n, 2)`` float32, ``labels`` ``(n,)`` int64, ``indices``
+        ``(n,)`` int64 into the flattened input, ``cached`` (bool: read from disk),
+        ``path`` (str or None).
+
+    Raises
+    ------
+    ValueError
+        On shape mismatches, or when fewer than 5 labelled samples remain.
+    """
+    f, y = _flatten(features, labels)
+    params = dict(max_per_class=int(max_per_class), ignore_index=int(ignore_index),
+                  perplexity=float(perplexity), max_iter=int(max_iter), seed=int(seed))
+    path = None
+    if cache_dir is not None:
+        path = Path(cache_dir) / f"tsne-{_cache_key(f, y, params)}.npz"
+        if path.is_file():
+            try:
+                with np.load(path) as data:
+                    return dict(embedding=data["embedding"], labels=data["labels"],
+                                indices=data["indices"], cached=True, path=str(path))
+            except (OSError, ValueError, KeyError):
+                pass  # unreadable cache file: recompute and overwrite
+    idx = subsample_per_class(y, max_per_class, ignore_index=ignore_index, seed=seed)
+    if idx.size < 5:
+        raise ValueError(f"t-SNE needs at least 5 labelled samples, got {idx.size}")
+    emb = tsne_embedding(f[idx], perplexity=perplexity, max_iter=max_iter, seed=seed)
+    out = dict(embedding=emb, labels=y[idx], indices=idx)
+    if path is not None:
+        _atomic_savez(path, **out)
+    return dict(out, cached=False, path=None if path is None else str(path))
+
+
+def tsne_many(
+    feature_sets: dict,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = False,
+    **kwargs,
+) -> dict:
+    """Embed several feature sets (e.g. ``{(run, epoch): (features, labels)}``).
+
+    Each entry goes through :func:`cached_tsne` (same keyword arguments), so every
+    embedding is computed once; a widget then switches between the returned
+    embeddings without recomputing.
+
+    Parameters
+    ----------
+    feature_sets : dict
+        Maps any hashable key to a ``(features, labels)`` pair.
+    cache_dir : path-like, optional
+        Cache folder shared by all entries.
+    progress : bool, default False
+        Show a :mod:`tqdm` progress bar.
+    **kwargs
+        Passed to :func:`cached_tsne`.
+
+    Returns
+    -------
+    dict
+        The same keys, each mapped to the dict of :func:`cached_tsne`.
+    """
+    items = list(feature_sets.items())
+    if progress:
+        from tqdm.auto import tqdm
+
+        items = tqdm(items, desc="t-SNE")
+    return {key: cached_tsne(f, y, cache_dir=cache_dir, **kwargs) for key, (f, y) in items}

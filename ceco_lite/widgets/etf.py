@@ -1,0 +1,222 @@
+"""Lesson 1 widgets: the simplex ETF (CeCo paper Def. 1, Eq. 1-2) and Lemma 1.
+
+* :class:`ETFExplorer` -- a slider for K draws a simplex ETF in 3-D (a tetrahedron
+  for K = 4) next to its Gram matrix (Eq. 2: ``1`` on the diagonal, ``-1/(K-1)`` off it).
+* :class:`Lemma1Explorer` -- random unit vectors never beat Lemma 1's bound
+  ``max cos >= -1/(K-1)``; the spreading optimiser reaches it.
+* :class:`SpreadAnimation` -- a Play widget steps through the spreading optimiser
+  (:func:`ceco_lite.spread_unit_vectors`) as it converges to an ETF.
+"""
+from __future__ import annotations
+
+import ipywidgets as W
+import torch
+
+from .. import plotting
+from . import single_thread
+from ..etf import check_simplex_etf, lemma1_bound, max_pairwise_cosine, simplex_etf, spread_unit_vectors
+
+__all__ = ["ETFExplorer", "Lemma1Explorer", "SpreadAnimation"]
+
+
+class ETFExplorer:
+    """A simplex ETF with K vectors: 3-D view and Gram matrix, driven by a K slider.
+
+    The ETF is built in its smallest dimension ``d = K - 1`` (SPEC §3), so K <= 4
+    is drawn exactly (K = 4: the regular tetrahedron); for K > 4 the first three
+    coordinates are shown (a projection, said in the title).
+
+    Parameters
+    ----------
+    num_classes : int, default 4
+        Initial K (2 <= K <= ``max_classes``).
+    max_classes : int, default 12
+    seed : int, default 0
+        Seed of the random rotation ``U`` of Eq. 1; the "new rotation U" button draws another.
+
+    Attributes
+    ----------
+    widget : ipywidgets.VBox
+    figure : plotly.graph_objects.FigureWidget
+    k_slider : ipywidgets.IntSlider
+    vectors : torch.Tensor
+        The ETF currently drawn, ``(K - 1, K)`` float64.
+    """
+
+    def __init__(self, num_classes: int = 4, *, max_classes: int = 12, seed: int = 0):
+        if not 2 <= num_classes <= max_classes:
+            raise ValueError(f"num_classes must be in [2, max_classes={max_classes}], got {num_classes}")
+        self.seed = int(seed)
+        self.figure = plotting.etf_explorer_figure()
+        self.k_slider = W.IntSlider(value=num_classes, min=2, max=max_classes, step=1,
+                                    description="K (classes)", continuous_update=True,
+                                    style={"description_width": "initial"})
+        self.rotate_button = W.Button(description="new rotation U", icon="refresh")
+        self.info = W.HTMLMath()
+        self.k_slider.observe(lambda change: self.update(num_classes=change["new"]), names="value")
+        self.rotate_button.on_click(lambda _: self.update(seed=self.seed + 1))
+        self.widget = W.VBox([W.HBox([self.k_slider, self.rotate_button]), self.figure, self.info])
+        self.update(num_classes=num_classes)
+
+    @single_thread()
+    def update(self, num_classes: int | None = None, seed: int | None = None) -> None:
+        """Rebuild the ETF for ``num_classes`` (default: the slider's) and/or a new rotation ``seed``."""
+        if seed is not None:
+            self.seed = int(seed)
+        K = int(num_classes if num_classes is not None else self.k_slider.value)
+        gen = torch.Generator().manual_seed(self.seed)
+        M = simplex_etf(K, K - 1, generator=gen, dtype=torch.float64)
+        self.vectors = M
+        check = check_simplex_etf(M, atol=1e-10)
+        bound = lemma1_bound(K)
+        shown = "" if K <= 4 else " — 3-D projection"
+        title = f"K = {K}, d = {K - 1}: every pairwise cosine = −1/(K−1) = {bound:.3f}{shown}"
+        plotting.update_etf_explorer(self.figure, M, M.T @ M, title=title)
+        self.info.value = (
+            f"Eq. 2 check: max |M<sup>T</sup>M − (K/(K−1)) I + 1/(K−1)| = {check.max_deviation:.1e}; "
+            f"column norms equal to {check.scale:.3f}; sum of the columns = "
+            f"{float(M.sum(dim=1).norm()):.1e} (an ETF is centred)."
+        )
+
+
+class Lemma1Explorer:
+    """Histogram of the largest pairwise cosine of random unit-vector sets vs Lemma 1's bound.
+
+    Lemma 1 (CeCo paper Sec. 4.1; proof in the supplement, Eq. 9-10): for unit
+    vectors ``max_{k != k'} cos(w_k, w_k') >= -1/(K-1)``, with equality iff simplex ETF.
+    Each random set is ``K`` Gaussian vectors in ``R^d``, normalised; its largest
+    cosine is :func:`ceco_lite.max_pairwise_cosine`.  The red line is the result of
+    :func:`ceco_lite.spread_unit_vectors`.
+
+    Parameters
+    ----------
+    num_classes : int, default 4
+    dim : int, default 3
+    num_sets : int, default 400
+        Random sets per histogram (slider up to 5000).
+    seed : int, default 0
+
+    Attributes
+    ----------
+    widget, figure, k_slider, dim_slider, sets_slider
+    max_cosines : torch.Tensor
+        ``(num_sets,)`` largest cosine of each random set (last update).
+    optimiser_value : float
+    """
+
+    def __init__(self, num_classes: int = 4, dim: int = 3, *, num_sets: int = 400, seed: int = 0):
+        self.seed = int(seed)
+        self._optimiser_cache: dict = {}
+        self.figure = plotting.lemma1_histogram_figure()
+        style = {"description_width": "initial"}
+        self.k_slider = W.IntSlider(value=num_classes, min=2, max=20, description="K (vectors)",
+                                    continuous_update=False, style=style)
+        self.dim_slider = W.IntSlider(value=dim, min=1, max=32, description="d (dimension)",
+                                      continuous_update=False, style=style)
+        self.sets_slider = W.IntSlider(value=num_sets, min=100, max=5000, step=100, description="random sets",
+                                       continuous_update=False, style=style)
+        self.info = W.HTML()
+        for s, key in ((self.k_slider, "num_classes"), (self.dim_slider, "dim"), (self.sets_slider, "num_sets")):
+            s.observe(lambda change, key=key: self.update(**{key: change["new"]}), names="value")
+        self.widget = W.VBox([W.HBox([self.k_slider, self.dim_slider, self.sets_slider]), self.figure, self.info])
+        self.update()
+
+    @single_thread()
+    def update(self, num_classes: int | None = None, dim: int | None = None, num_sets: int | None = None) -> None:
+        """Redraw for new ``num_classes`` / ``dim`` / ``num_sets`` (defaults: the sliders' values)."""
+        K = int(num_classes if num_classes is not None else self.k_slider.value)
+        d = int(dim if dim is not None else self.dim_slider.value)
+        S = int(num_sets if num_sets is not None else self.sets_slider.value)
+        gen = torch.Generator().manual_seed(self.seed)
+        sets = torch.randn(S, d, K, generator=gen, dtype=torch.float64)
+        self.max_cosines = torch.stack([max_pairwise_cosine(v) for v in sets])
+        if (K, d) not in self._optimiser_cache:  # deterministic given (K, d, seed): computed once
+            final = spread_unit_vectors(K, d, generator=torch.Generator().manual_seed(self.seed + 1),
+                                        return_history=True)[1].max_cosine[-1]
+            self._optimiser_cache[(K, d)] = float(final)
+        self.optimiser_value = self._optimiser_cache[(K, d)]
+        bound = lemma1_bound(K)
+        best = float(self.max_cosines.min())
+        note = "" if d >= K - 1 else f" (d < K−1 = {K - 1}: no ETF fits, the bound cannot be reached)"
+        title = f"K = {K}, d = {d}: best of {S} random sets {best:.3f} ≥ bound {bound:.3f}{note}"
+        plotting.update_lemma1_histogram(self.figure, self.max_cosines, bound, self.optimiser_value, title=title)
+        below = int((self.max_cosines < bound - 1e-12).sum())
+        self.info.value = (f"Random sets below the bound: <b>{below}</b> of {S} (Lemma 1 says 0). "
+                           f"Spreading optimiser: max cos = {self.optimiser_value:.6f} "
+                           f"(bound − optimiser = {bound - self.optimiser_value:.1e}).")
+
+
+class SpreadAnimation:
+    """Animation of :func:`ceco_lite.spread_unit_vectors` converging to a simplex ETF (Lemma 1).
+
+    A Play widget drives the ``step`` slider; each step redraws the vectors of that
+    snapshot (cheap) while the curve of the largest cosine stays.  Changing K reruns
+    the optimiser (~20 ms).
+
+    Parameters
+    ----------
+    num_classes : int, default 4
+    dim : int, default 3
+        The vectors are drawn by their first three coordinates.
+    steps : int, default 300
+    snapshot_every : int, default 5
+    seed : int, default 0
+
+    Attributes
+    ----------
+    widget, figure, play, step_slider, k_slider
+    history : ceco_lite.etf.SpreadHistory
+    """
+
+    def __init__(self, num_classes: int = 4, dim: int = 3, *, steps: int = 300, snapshot_every: int = 5,
+                 seed: int = 0):
+        self.dim = int(dim)
+        self.steps = int(steps)
+        self.snapshot_every = int(snapshot_every)
+        self.seed = int(seed)
+        self.figure = plotting.spread_figure()
+        style = {"description_width": "initial"}
+        self.k_slider = W.IntSlider(value=num_classes, min=2, max=8, description="K (vectors)",
+                                    continuous_update=False, style=style)
+        self.step_slider = W.IntSlider(value=0, min=0, max=1, description="snapshot", style=style)
+        self.play = W.Play(value=0, min=0, max=1, step=1, interval=120, description="play")
+        W.jslink((self.play, "value"), (self.step_slider, "value"))
+        self.restart_button = W.Button(description="new random start", icon="refresh")
+        self.k_slider.observe(lambda change: self.update(num_classes=change["new"]), names="value")
+        self.step_slider.observe(lambda change: self.update(snapshot=change["new"]), names="value")
+        self.restart_button.on_click(lambda _: self.update(seed=self.seed + 1))
+        self.widget = W.VBox([W.HBox([self.play, self.step_slider, self.k_slider, self.restart_button]), self.figure])
+        self.update(num_classes=num_classes)
+
+    @single_thread()
+    def update(self, num_classes: int | None = None, seed: int | None = None, snapshot: int | None = None) -> None:
+        """Rerun the optimiser (new ``num_classes`` or ``seed``) or show snapshot number ``snapshot``."""
+        rerun = num_classes is not None or seed is not None or not hasattr(self, "history")
+        if seed is not None:
+            self.seed = int(seed)
+        if rerun:
+            K = int(num_classes if num_classes is not None else self.k_slider.value)
+            _, self.history = spread_unit_vectors(
+                K, self.dim, steps=self.steps, generator=torch.Generator().manual_seed(self.seed),
+                return_history=True, snapshot_every=self.snapshot_every)
+            n = len(self.history.snapshot_steps)
+            bound = lemma1_bound(K)
+            final = float(self.history.max_cosine[-1])
+            reach = ("reaches the bound (an ETF)" if final - bound < 1e-6
+                     else f"stops above the bound (d = {self.dim} < K−1: no ETF exists)")
+            title = f"K = {K} unit vectors in R^{self.dim}: max cos → {final:.4f}, bound {bound:.4f} — {reach}"
+            with self.step_slider.hold_trait_notifications():
+                self.step_slider.max = n - 1
+                self.play.max = n - 1
+            steps = torch.arange(len(self.history.max_cosine))
+            plotting.update_spread_figure(self.figure, steps=steps, max_cosine=self.history.max_cosine,
+                                          bound=bound, step=0, step_value=float(self.history.max_cosine[0]),
+                                          vectors=self.history.vectors[0], title=title)
+            if self.step_slider.value != 0:
+                self.step_slider.value = 0  # triggers a snapshot update
+            return
+        i = int(snapshot if snapshot is not None else self.step_slider.value)
+        i = max(0, min(i, len(self.history.snapshot_steps) - 1))
+        t = int(self.history.snapshot_steps[i])
+        plotting.update_spread_figure(self.figure, vectors=self.history.vectors[i], step=t,
+                                      step_value=float(self.history.max_cosine[t]))

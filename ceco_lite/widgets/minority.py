@@ -1,0 +1,262 @@
+"""Lesson 2 widget: neural collapse and minority collapse in the layer-peeled model.
+
+:class:`MinorityCollapseExplorer` retrains the unconstrained-features /
+layer-peeled model (:func:`ceco_lite.ufm.train_ufm`, Fang et al. 2021) on every
+slider release -- imbalance ratio R, number of minority classes K_B, learned or
+fixed-ETF classifier -- and shows
+
+* the cosines between the classifier columns and between the centred class means
+  (a simplex ETF has ``-1/(K-1)`` off the diagonal, CeCo paper Eq. 2);
+* the mean cosine between the minority classifiers against R, for a learned and a
+  fixed-ETF classifier (minority collapse: it tends to 1 for the learned one);
+* the neural-collapse statistics of :func:`ceco_lite.nc_metrics` (SPEC §3).
+"""
+from __future__ import annotations
+
+import ipywidgets as W
+import torch
+
+from .. import plotting
+from . import single_thread
+from ..nc import nc_metrics
+from ..gradients import mean_pairwise_cosine
+from ..ufm import minority_class_sizes, minority_collapse_sweep, train_ufm
+
+__all__ = ["MinorityCollapseExplorer", "DEFAULT_RATIOS", "accuracy_vs_frequency", "CIFAR_QUICK", "SYNTHETIC_QUICK"]
+
+#: imbalance ratios of the minority-collapse curves
+DEFAULT_RATIOS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+
+class MinorityCollapseExplorer:
+    """Live layer-peeled model: sliders for R and K_B, a learned / fixed-ETF switch.
+
+    Parameters
+    ----------
+    num_classes : int, default 10
+        K (Fang et al. use K_A + K_B = 10).
+    dim : int, default 16
+        Feature dimension d (>= K - 1 so that an ETF fits).
+    imbalance_ratio : float, default 10
+        Initial R = n_A / n_B (slider from 1 to 1000, log scale).
+    num_minority : int, default 5
+        Initial K_B.
+    classifier : {"learned", "fixed_etf"}, default "learned"
+    ratios : sequence of float, default :data:`DEFAULT_RATIOS`
+        R values of the curves (recomputed when K_B changes).
+    seed : int, default 0
+    **train_kwargs
+        Passed to :func:`ceco_lite.ufm.train_ufm` (``steps``, ``weight_decay``,
+        ``feature_decay``, ``samples_per_class``, ...).
+
+    Attributes
+    ----------
+    widget : ipywidgets.VBox
+    figure : plotly.graph_objects.FigureWidget
+    r_slider, kb_slider, classifier_toggle : ipywidgets widgets
+    result : ceco_lite.ufm.UFMResult
+        The model trained for the current slider values.
+    stats : dict
+        :func:`ceco_lite.nc_metrics` of ``result`` (``global_mean="classes"``).
+    curves : dict
+        ``{"learned": tensor, "fixed_etf": tensor}`` minority mean cosines over ``ratios``.
+    """
+
+    def __init__(self, num_classes: int = 10, dim: int = 16, *, imbalance_ratio: float = 10.0,
+                 num_minority: int = 5, classifier: str = "learned", ratios=DEFAULT_RATIOS, seed: int = 0,
+                 **train_kwargs):
+        self.num_classes = int(num_classes)
+        self.dim = int(dim)
+        self.ratios = torch.as_tensor(ratios, dtype=torch.float64)
+        self.seed = int(seed)
+        self.train_kwargs = dict(train_kwargs)
+        self.figure = plotting.minority_collapse_figure()
+        style = {"description_width": "initial"}
+        self.r_slider = W.FloatLogSlider(value=imbalance_ratio, base=10, min=0, max=3, step=0.05,
+                                         description="imbalance ratio R", readout_format=".0f",
+                                         continuous_update=False, style=style)
+        self.kb_slider = W.IntSlider(value=num_minority, min=1, max=self.num_classes - 1,
+                                     description="minority classes K_B", continuous_update=False, style=style)
+        self.classifier_toggle = W.ToggleButtons(options=[("learned classifier", "learned"),
+                                                          ("fixed ETF classifier", "fixed_etf")],
+                                                 value=classifier, description="classifier", style=style)
+        self.info = W.HTML()
+        self.r_slider.observe(lambda c: self.update(imbalance_ratio=c["new"]), names="value")
+        self.kb_slider.observe(lambda c: self.update(num_minority=c["new"]), names="value")
+        self.classifier_toggle.observe(lambda c: self.update(classifier=c["new"]), names="value")
+        self.widget = W.VBox([W.HBox([self.r_slider, self.kb_slider]), self.classifier_toggle, self.figure, self.info])
+        self.curves: dict = {}
+        self._curves_for = None
+        self.update()
+
+    # ------------------------------------------------------------------ callbacks
+    def _train_kwargs(self) -> dict:
+        kw = dict(steps=600, seed=self.seed)
+        kw.update(self.train_kwargs)
+        return kw
+
+    def update_curves(self, num_minority: int) -> None:
+        """Recompute the minority-collapse curves (both classifiers, all ``ratios``, one batch each)."""
+        if num_minority < 2:
+            self.curves = {"learned": None, "fixed_etf": None}
+        else:
+            kw = self._train_kwargs()
+            learned = minority_collapse_sweep(self.ratios, self.num_classes, num_minority, self.dim,
+                                              classifier="learned", **kw)["classifier_cosine"]
+            # a fixed classifier does not depend on training: steps=0 gives the same W at no cost
+            kw["steps"] = 0
+            fixed = minority_collapse_sweep(self.ratios, self.num_classes, num_minority, self.dim,
+                                            classifier="fixed_etf", **kw)["classifier_cosine"]
+            self.curves = {"learned": learned, "fixed_etf": fixed}
+        self._curves_for = num_minority
+        empty = torch.empty(0)
+        plotting.update_minority_curves(
+            self.figure, ratios=self.ratios if num_minority >= 2 else empty,
+            learned=self.curves["learned"] if num_minority >= 2 else empty,
+            fixed=self.curves["fixed_etf"] if num_minority >= 2 else empty)
+
+    @single_thread()
+    def update(self, imbalance_ratio: float | None = None, num_minority: int | None = None,
+               classifier: str | None = None) -> None:
+        """Retrain the model for the given values (defaults: the widgets' values) and redraw."""
+        R = float(imbalance_ratio if imbalance_ratio is not None else self.r_slider.value)
+        KB = int(num_minority if num_minority is not None else self.kb_slider.value)
+        kind = classifier if classifier is not None else self.classifier_toggle.value
+        K = self.num_classes
+        if self._curves_for != KB:
+            self.update_curves(KB)
+        sizes = minority_class_sizes(K, KB, R)
+        self.result = train_ufm(sizes, self.dim, classifier=kind, **self._train_kwargs())
+        res = self.result
+        labels = res.labels
+        self.stats = nc_metrics(res.flat_features(), labels, K, classifier=res.classifier, global_mean="classes")
+        means = res.class_means()
+        centred = means - means.mean(dim=1, keepdim=True)
+        minority = list(range(K - KB, K))
+        if KB >= 2:
+            cos_w = float(mean_pairwise_cosine(res.classifier, minority))
+            cos_h = float(mean_pairwise_cosine(centred, minority))
+            headline = (f"minority mean cos: classifiers {cos_w:.3f}, class means {cos_h:.3f} "
+                        f"(ETF {-1 / (K - 1):.3f})")
+        else:
+            cos_w = None
+            headline = "one minority class: no minority pair to compare (move K_B ≥ 2)"
+        name = "learned" if kind == "learned" else "fixed ETF"
+        title = f"R = {R:.0f}, K_B = {KB} of {K}, {name} W — {headline}"
+        with self.figure.batch_update():
+            plotting.update_minority_geometry(self.figure, res.classifier, centred, minority=minority, title=title)
+            plotting.update_minority_curves(
+                self.figure, current_ratio=R,
+                current_learned=cos_w if kind == "learned" else None,
+                current_fixed=cos_w if kind == "fixed_etf" else None)
+            plotting.update_nc_bars(self.figure, self.stats)
+        loss = res.loss_history
+        self.info.value = (
+            f"Trained {len(loss) - 1} full-batch steps: loss {float(loss[0]):.4f} → {float(loss[-1]):.6f} "
+            f"(change over the last 10 steps {float(loss[-11] - loss[-1]):.1e}). "
+            f"Class sizes n_k: {', '.join(f'{n:.3g}' for n in sizes.tolist())}. "
+            f"NC1 = {self.stats['nc1']:.2e}, NC3 = {self.stats['self_duality']:.2e}."
+        )
+
+
+# ---------------------------------------------------------------------------- real data (supplement Fig. 7a)
+#: quick CPU run (~30 s on 2 cores): ResNet-8 on the real CIFAR-10-LT found under ``data_root``
+CIFAR_QUICK = dict(dataset="cifar10-lt", model="resnet8", imbalance_factor=100.0, ceco_lambda=0.0, epochs=4,
+                   batch_size=64, lr=0.05, weight_decay=5e-4, schedule="poly", device="cpu",
+                   eval_every=4, nc_every=4, nc_max_images=256, progress=False)
+#: fallback without CIFAR: the engine's synthetic segmentation, a few epochs (per-class IoU vs pixel frequency)
+SYNTHETIC_QUICK = dict(dataset="synthetic", num_classes=8, image_size=(32, 32), num_images=96, num_val_images=48,
+                       imbalance_factor=100.0, model="small_seg", ceco_lambda=0.0, epochs=4, batch_size=16,
+                       lr=0.05, weight_decay=1e-3, schedule="poly", device="cpu", eval_every=4, nc_every=4,
+                       nc_max_images=48,
+                       progress=False)
+
+
+def accuracy_vs_frequency(run_dir, *, full: bool = False, data_root=None, verify_checksums: bool = True,
+                          seed: int = 0, fallback: bool = True, **overrides) -> dict:
+    """Per-class accuracy against class frequency and their Pearson correlation (CeCo supplement Fig. 7a).
+
+    Trains a classifier on CIFAR-10-LT with :func:`ceco_lite.engine.train` -- or, when
+    ``run_dir`` already holds the finished run, only reloads it (``resume=True``:
+    a finished run is evaluated again, nothing is retrained) -- and returns, per
+    class, ``f_k = n_k / n_max`` and the test accuracy ``a_k``, with
+    ``rho = Pearson(a, f)`` (:func:`scipy.stats.pearsonr`; supplement Sec. C).
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        Run directory (checkpoint, metrics) -- the cache.
+    full : bool, default False
+        ``False``: :data:`CIFAR_QUICK` (ResNet-8, 4 epochs, CPU, ~30 s).  ``True``: the
+        engine's ``"cifar10-lt"`` preset (ResNet-32, 200 epochs, LDAM-DRW recipe; a GPU job).
+    data_root : str or Path, optional
+        Folder holding ``cifar-10-batches-py`` (or ``cifar/cifar-10-batches-py``);
+        default :func:`data_utils.default_data_dir`.
+    verify_checksums : bool, default True
+        Check the official md5 sums (turn off for this project's truncated copy).
+    seed : int, default 0
+    fallback : bool, default True
+        If CIFAR-10 is missing, train the engine's synthetic segmentation instead and
+        report per-class IoU against pixel frequency (``"source": "synthetic"``).
+    **overrides
+        Extra :class:`ceco_lite.engine.TrainConfig` fields.
+
+    Returns
+    -------
+    dict
+        ``frequency`` (K,) ``n_k / n_max``, ``accuracy`` (K,) in [0, 1] (IoU for the
+        synthetic fallback), ``counts`` (K,), ``pearson`` (float), ``top1`` (percent or
+        mIoU), ``source`` ("cifar10-lt" or "synthetic"), ``message`` (one line: what was
+        run or why the fallback), ``run_dir``.
+
+    Raises
+    ------
+    FileNotFoundError
+        CIFAR-10 missing and ``fallback=False``.
+    """
+    import warnings
+    from pathlib import Path
+
+    import numpy as np
+    from scipy.stats import pearsonr
+
+    from ..engine import TrainConfig, get_preset, train
+    from ..engine.data import check_data_available
+
+    run_dir = Path(run_dir)
+    if full:
+        config = get_preset("cifar10-lt", data_root=None if data_root is None else str(data_root),
+                            verify_checksums=verify_checksums, seed=seed, out_dir=str(run_dir), resume=True,
+                            progress=True, **overrides)
+    else:
+        config = TrainConfig(**{**CIFAR_QUICK, "data_root": None if data_root is None else str(data_root),
+                                "verify_checksums": verify_checksums, "seed": seed, "out_dir": str(run_dir),
+                                "resume": True, **overrides})
+    source = "cifar10-lt"
+    try:
+        check_data_available(config)
+        message = (f"CIFAR-10-LT (IF {config.imbalance_factor:g}), {config.model}, {config.epochs} epochs; "
+                   f"run dir {run_dir}")
+    except FileNotFoundError as err:
+        if not fallback:
+            raise
+        source = "synthetic"
+        message = (f"CIFAR-10 not found ({err}). Get it with torchvision.datasets.CIFAR10(root, download=True) "
+                   f"and set CECO_DATA_DIR=root. Showing synthetic segmentation instead "
+                   f"(per-class IoU vs pixel frequency).")
+        run_dir = run_dir.with_name(run_dir.name + "_synthetic")
+        config = TrainConfig(**{**SYNTHETIC_QUICK, "seed": seed, "out_dir": str(run_dir), "resume": True})
+    with warnings.catch_warnings():
+        if not verify_checksums:  # the user opted out; the message below says so once
+            warnings.filterwarnings("ignore", message=".*do not match the official CIFAR checksums.*")
+        result = train(config)
+    if source == "cifar10-lt" and not verify_checksums:
+        message += " (checksums not verified)"
+    counts = np.asarray(result.metrics["class_counts"], dtype=np.float64)
+    per_class = np.asarray(result.metrics["per_class"], dtype=np.float64) / 100.0
+    keep = np.isfinite(per_class) & (counts > 0)
+    frequency = counts / counts.max()
+    rho = float(pearsonr(per_class[keep], frequency[keep]).statistic) if keep.sum() >= 3 else float("nan")
+    score = result.metrics.get("top1", result.metrics.get("miou"))
+    return {"frequency": frequency, "accuracy": per_class, "counts": counts, "pearson": rho, "top1": score,
+            "source": source, "message": message, "run_dir": run_dir}

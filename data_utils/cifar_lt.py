@@ -1,0 +1,281 @@
+"""Long-tailed CIFAR-10/100 in the LDAM-DRW convention (SPEC §4).
+
+Cao et al., "Learning Imbalanced Datasets with Label-Distribution-Aware Margin Loss"
+(NeurIPS 2019), public code ``imbalance_cifar.py``: class ``i`` keeps
+``n_i = int(n_max * IF^(-i/(C-1)))`` training images ('exp'), or ``n_max`` for the first
+``C//2`` classes and ``int(n_max / IF)`` for the rest ('step'); within each class the
+indices are shuffled with numpy seed 0 (one shuffle per class, classes in order) and
+the first ``n_i`` kept. The test split stays balanced.
+
+Built on :class:`torchvision.datasets.CIFAR10` / ``CIFAR100`` (``download=True`` works
+as there). A local copy whose files do not match the official checksums (e.g. the
+truncated copy used by this project's tests) is accepted with ``verify_checksums=False``
+and a warning; ``n_max`` then defaults to the smallest per-class count available.
+"""
+from __future__ import annotations
+
+import numbers
+import os
+import warnings
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+import torchvision
+
+from .profiles import check_imbalance_factor, check_num_classes, long_tail_profile
+
+__all__ = ["cifar_lt_counts", "CIFAR10LT", "CIFAR100LT"]
+
+
+def cifar_lt_counts(n_max: int, num_classes: int, imbalance_factor: float, profile: str = "exp") -> list[int]:
+    """Per-class training-image counts of a long-tailed CIFAR (LDAM-DRW, SPEC §4).
+
+    ``n_i = int(n_max * (1/IF)^(i/(C-1)))`` for ``profile="exp"``, the expression of the
+    LDAM-DRW code (so the float rounding matches the published counts); ``"step"``:
+    ``n_max`` for ``i < C//2``, ``int(n_max / IF)`` otherwise.
+
+    Parameters
+    ----------
+    n_max : int
+        Images of the most frequent class (5000 for CIFAR-10, 500 for CIFAR-100), >= 1.
+    num_classes : int
+        ``C >= 2``.
+    imbalance_factor : float
+        ``IF >= 1``.
+    profile : {"exp", "step"}
+
+    Returns
+    -------
+    list of int
+        ``C`` counts. CIFAR-10, IF 100: ``[5000, 2997, 1796, 1077, 645, 387, 232, 139,
+        83, 50]`` (12,406); CIFAR-100, IF 100: 500 ... 5 (10,847).
+
+    Raises
+    ------
+    ValueError, TypeError
+        On ``n_max < 1``, ``C < 2``, ``IF < 1`` or an unknown profile.
+    """
+    if isinstance(n_max, bool) or not isinstance(n_max, numbers.Integral):
+        raise TypeError(f"n_max must be an integer, got {type(n_max).__name__}")
+    if n_max < 1:
+        raise ValueError(f"n_max must be >= 1, got {n_max}")
+    C = check_num_classes(num_classes)
+    IF = check_imbalance_factor(imbalance_factor)
+    long_tail_profile(C, IF, profile)  # validates the profile name
+    imb = 1.0 / IF
+    if profile == "exp":
+        return [int(n_max * (imb ** (i / (C - 1.0)))) for i in range(C)]
+    return [int(n_max) if i < C // 2 else int(n_max * imb) for i in range(C)]
+
+
+class _LongTailMixin:
+    """Shared logic of :class:`CIFAR10LT` and :class:`CIFAR100LT`."""
+
+    num_classes: int
+
+    def _lt_init(
+        self,
+        root,
+        train: bool,
+        imbalance_factor: float,
+        profile: str,
+        seed: int,
+        n_max: Optional[int],
+        transform,
+        target_transform,
+        download: bool,
+        verify_checksums: bool,
+    ) -> None:
+        IF = check_imbalance_factor(imbalance_factor)
+        long_tail_profile(self.num_classes, IF, profile)
+        if not isinstance(verify_checksums, bool):
+            raise TypeError("verify_checksums must be a bool")
+        self.verify_checksums = verify_checksums
+        if root is None:
+            from .paths import default_data_dir
+
+            base = default_data_dir()
+            if base is None:
+                raise RuntimeError(f"{type(self).__name__}: root=None and no data root is set (CECO_DATA_DIR)")
+            root = Path(base) / "cifar"
+        folder = Path(root).expanduser() / self.base_folder
+        if not download and not folder.is_dir():
+            raise RuntimeError(
+                f"{type(self).__name__}: no {self.base_folder}/ under {Path(root).expanduser()}. Expected the "
+                f"python-pickle layout of the official archive ({self.url}), i.e. "
+                f"{self.base_folder}/{{{', '.join(n for n, _ in self.train_list + self.test_list)}, "
+                f"{self.meta['filename']}}}; pass download=True to fetch it."
+            )
+        if not verify_checksums:
+            missing = [n for n, _ in self.train_list + self.test_list + [(self.meta["filename"], None)]
+                       if not (folder / n).is_file()]
+            if missing and not download:
+                raise RuntimeError(f"{type(self).__name__}: missing files under {folder}: {missing}")
+        try:
+            super().__init__(root, train=train, transform=transform, target_transform=target_transform,
+                             download=download)
+        except RuntimeError as err:
+            hint = "" if not verify_checksums else (
+                " If this is a local copy that differs from the official files on purpose (e.g. a truncated "
+                "sample), pass verify_checksums=False."
+            )
+            raise RuntimeError(f"{type(self).__name__} under {folder}: {err}.{hint}") from err
+        self.imbalance_factor = IF
+        self.profile = profile
+        self.seed = int(seed)
+        targets = np.asarray(self.targets, dtype=np.int64)
+        available = np.bincount(targets, minlength=self.num_classes)
+        self.available_per_class = available.tolist()
+        if not train:
+            self.num_per_class = available.tolist()  # the test split stays balanced
+            return
+        if n_max is None:
+            n_max = int(available.min())
+        elif isinstance(n_max, bool) or not isinstance(n_max, numbers.Integral) or n_max < 1:
+            raise ValueError(f"n_max must be a positive integer or None, got {n_max!r}")
+        counts = cifar_lt_counts(int(n_max), self.num_classes, IF, profile)
+        short = [c for c in range(self.num_classes) if counts[c] > available[c]]
+        if short:
+            raise ValueError(
+                f"n_max={n_max} needs {[counts[c] for c in short]} images of classes {short}, but only "
+                f"{available[short].tolist()} are available; use n_max <= {int(available.min())}"
+            )
+        # LDAM-DRW: np.random.seed(seed) once, then one shuffle per class in class order.
+        rng = np.random.RandomState(self.seed)
+        keep = []
+        for c, n_c in enumerate(counts):
+            idx = np.where(targets == c)[0]
+            rng.shuffle(idx)
+            keep.append(idx[:n_c])
+        keep = np.concatenate(keep)
+        self.indices = keep
+        self.data = self.data[keep]
+        self.targets = targets[keep].tolist()
+        self.n_max = int(n_max)
+        self.num_per_class = counts
+
+    # torchvision verifies the official md5 of every file; allow an explicit opt-out.
+    def _check_integrity(self) -> bool:
+        if getattr(self, "verify_checksums", True):
+            return super()._check_integrity()
+        ok = super()._check_integrity()
+        if not ok:
+            folder = os.path.join(self.root, self.base_folder)
+            present = all(os.path.isfile(os.path.join(folder, n)) for n, _ in self.train_list + self.test_list)
+            if present:
+                warnings.warn(
+                    f"{type(self).__name__}: files under {folder} do not match the official CIFAR checksums "
+                    "(a truncated or modified copy?); using them because verify_checksums=False",
+                    UserWarning,
+                    stacklevel=5,
+                )
+            return present
+        return True
+
+    def _load_meta(self) -> None:
+        if getattr(self, "verify_checksums", True):
+            return super()._load_meta()
+        import pickle
+
+        path = os.path.join(self.root, self.base_folder, self.meta["filename"])
+        with open(path, "rb") as f:
+            data = pickle.load(f, encoding="latin1")
+        self.classes = data[self.meta["key"]]
+        self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+
+    def get_cls_num_list(self) -> list[int]:
+        """Images per class (LDAM-DRW's name), for class-balanced losses."""
+        return list(self.num_per_class)
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """All images as ``(N, 3, 32, 32)`` float32 in [0, 1] and targets ``(N,)`` int64 (no transforms)."""
+        x = torch.from_numpy(np.ascontiguousarray(self.data)).permute(0, 3, 1, 2).float().div_(255.0)
+        return x, torch.as_tensor(self.targets, dtype=torch.long)
+
+
+class CIFAR10LT(_LongTailMixin, torchvision.datasets.CIFAR10):
+    """Long-tailed CIFAR-10 (LDAM-DRW convention, SPEC §4).
+
+    Parameters
+    ----------
+    root : str or Path or None
+        Folder holding (or to receive) ``cifar-10-batches-py/``; ``None``:
+        ``<data_utils.default_data_dir()>/cifar``.
+    train : bool, default True
+        Training split (long-tailed) or test split (balanced, untouched).
+    imbalance_factor : float, default 100
+        ``IF = n_max / n_min >= 1``.
+    profile : {"exp", "step"}, default "exp"
+    seed : int, default 0
+        Seed of the per-class shuffles (LDAM-DRW uses 0).
+    n_max : int, optional
+        Images kept for class 0; default: the smallest per-class count available (5000
+        on the official data).
+    transform, target_transform : callable, optional
+        As in torchvision (applied to the PIL image / the int target).
+    download : bool, default False
+        Download the official archive when missing (torchvision).
+    verify_checksums : bool, default True
+        ``False`` accepts files that fail the official md5 test (with a ``UserWarning``).
+
+    Attributes
+    ----------
+    num_per_class : list of int
+        Images per class after subsampling (``cifar_lt_counts(n_max, 10, IF, profile)``).
+    available_per_class : list of int
+        Images per class in the files.
+    indices : numpy.ndarray
+        Indices of the kept training images in the full split (train only).
+
+    Raises
+    ------
+    RuntimeError
+        Data missing (names the expected layout) or failing the checksum test.
+    ValueError
+        ``IF < 1``, unknown profile, or ``n_max`` above what is available.
+    """
+
+    num_classes = 10
+
+    def __init__(
+        self,
+        root,
+        train: bool = True,
+        imbalance_factor: float = 100.0,
+        profile: str = "exp",
+        seed: int = 0,
+        n_max: Optional[int] = None,
+        transform: Optional[Callable] = None,
+        target_transform: Optional[Callable] = None,
+        download: bool = False,
+        verify_checksums: bool = True,
+    ) -> None:
+        self._lt_init(root, train, imbalance_factor, profile, seed, n_max, transform, target_transform,
+                      download, verify_checksums)
+
+
+class CIFAR100LT(_LongTailMixin, torchvision.datasets.CIFAR100):
+    """Long-tailed CIFAR-100 (LDAM-DRW convention, SPEC §4); see :class:`CIFAR10LT`.
+
+    ``root`` holds ``cifar-100-python/``; ``n_max`` is 500 on the official data.
+    """
+
+    num_classes = 100
+
+    def __init__(
+        self,
+        root,
+        train: bool = True,
+        imbalance_factor: float = 100.0,
+        profile: str = "exp",
+        seed: int = 0,
+        n_max: Optional[int] = None,
+        transform: Optional[Callable] = None,
+        target_transform: Optional[Callable] = None,
+        download: bool = False,
+        verify_checksums: bool = True,
+    ) -> None:
+        self._lt_init(root, train, imbalance_factor, profile, seed, n_max, transform, target_transform,
+                      download, verify_checksums)

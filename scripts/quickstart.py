@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+"""Set up ceco-lite in ``.venv`` and open the lessons, or run the test suite.
+
+Usage (from the repository root, with nothing but Python >= 3.10 and git)::
+
+    python3 scripts/quickstart.py lessons [jupyter lab options...]   # e.g. --no-browser --port 8899
+    python3 scripts/quickstart.py test    [pytest options...]        # e.g. -k hygiene -x
+
+Both commands
+
+1. create the virtual environment ``.venv`` next to this repository's
+   ``pyproject.toml`` if it does not exist yet;
+2. install the project into it (``pip install -e '.[test]'``), skipped when the
+   stamp file ``.venv/ceco-lite-install.stamp`` holds the hash of the current
+   ``pyproject.toml``;
+3. register the environment's Python as the Jupyter kernel ``python3`` inside
+   ``.venv`` (``python -m ipykernel install --sys-prefix``).
+
+``lessons`` then runs ``jupyter lab lessons/`` (adding ``--allow-root`` when run
+as root). ``test`` makes sure a Chromium browser exists for the browser test
+(installing Debian's ``chromium`` package with apt-get when run as root), then
+runs ``python -m pytest`` with the extra options given and exits with pytest's
+exit status.
+
+Only the standard library is used, so this file runs before anything is installed.
+"""
+import sys
+
+if sys.version_info < (3, 10):
+    sys.exit(
+        "ceco-lite needs Python 3.10 or newer; this is Python "
+        + ".".join(str(v) for v in sys.version_info[:3])
+        + ". Run this script with a newer python3 (e.g. python3.11 scripts/quickstart.py ...)."
+    )
+
+import hashlib
+import os
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+VENV_DIR = REPO_ROOT / ".venv"
+STAMP_FILE = VENV_DIR / "ceco-lite-install.stamp"
+#: bump when the install steps below change, so existing environments are refreshed
+STAMP_VERSION = "1"
+EXTRAS = "test"
+CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+ON_WINDOWS = os.name == "nt"
+
+
+def say(message):
+    """Print one progress line, flushed so it interleaves correctly with child output."""
+    print("[quickstart] " + message, flush=True)
+
+
+def fail(message, code=1):
+    """Print an error line and exit."""
+    print("[quickstart] ERROR: " + message, file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+def run(cmd, **kwargs):
+    """Run a command (echoed), returning its exit status."""
+    say("$ " + shlex.join(str(c) for c in cmd))
+    return subprocess.call([str(c) for c in cmd], **kwargs)
+
+
+def venv_python():
+    """Path of the virtual environment's interpreter."""
+    if ON_WINDOWS:
+        return VENV_DIR / "Scripts" / "python.exe"
+    return VENV_DIR / "bin" / "python"
+
+
+def venv_works():
+    """True when ``.venv`` holds a Python that starts and is new enough."""
+    python = venv_python()
+    if not python.exists():
+        return False
+    check = "import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)"
+    return subprocess.call([str(python), "-c", check], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) == 0
+
+
+def ensure_venv():
+    """Create ``.venv`` with this interpreter unless a working one is there."""
+    if venv_works():
+        return
+    try:
+        import venv  # noqa: F401
+        import ensurepip  # noqa: F401
+    except ImportError as exc:
+        fail(
+            "Python's '{}' module is missing, so a virtual environment cannot be created. "
+            "On Debian/Ubuntu install it with: sudo apt-get install python3-venv "
+            "(or python3.X-venv for your version), then run this command again.".format(exc.name)
+        )
+    clear = ["--clear"] if VENV_DIR.exists() else []
+    say("creating the virtual environment {} (Python {})".format(VENV_DIR, sys.version.split()[0]))
+    if run([sys.executable, "-m", "venv", *clear, VENV_DIR]) != 0 or not venv_works():
+        fail(
+            "could not create {}. On Debian/Ubuntu: sudo apt-get install python3-venv; "
+            "then delete {} and run this command again.".format(VENV_DIR, VENV_DIR)
+        )
+
+
+def install_fingerprint():
+    """Hash of everything that decides what gets installed."""
+    digest = hashlib.sha256()
+    digest.update(STAMP_VERSION.encode())
+    digest.update(EXTRAS.encode())
+    digest.update((REPO_ROOT / "pyproject.toml").read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_installed():
+    """``pip install -e '.[test]'`` and the kernelspec, unless the stamp says it is done."""
+    fingerprint = install_fingerprint()
+    if STAMP_FILE.exists() and STAMP_FILE.read_text().strip() == fingerprint:
+        say("environment up to date ({}); delete {} to force a reinstall".format(VENV_DIR.name, STAMP_FILE.name))
+        return
+    python = venv_python()
+    say("installing ceco-lite and its dependencies into {} (the first time takes a few minutes)".format(VENV_DIR))
+    steps = [
+        # editable installs from pyproject.toml need pip >= 21.3; a satisfied requirement installs nothing
+        [python, "-m", "pip", "install", "--quiet", "pip>=23.1"],
+        [python, "-m", "pip", "install", "--progress-bar", "off", "-e", ".[{}]".format(EXTRAS)],
+        # a kernelspec inside the venv that names this interpreter by its absolute path
+        [python, "-m", "ipykernel", "install", "--sys-prefix", "--name", "python3",
+         "--display-name", "Python 3 (ceco-lite)"],
+    ]
+    for step in steps:
+        if run(step, cwd=str(REPO_ROOT)) != 0:
+            fail("this step failed (see the message above); fix it and run the same command again.")
+    tmp = STAMP_FILE.with_name(STAMP_FILE.name + ".tmp")
+    tmp.write_text(fingerprint + "\n")
+    os.replace(str(tmp), str(STAMP_FILE))
+
+
+def child_env():
+    """Environment for Jupyter and pytest: the venv first on PATH and for Jupyter data files.
+
+    ``JUPYTER_PATH`` puts the venv's kernelspec ahead of any ``python3`` kernel in
+    the user's own Jupyter folders, so notebooks always run in this environment.
+    """
+    env = dict(os.environ)
+    bin_dir = venv_python().parent
+    env["PATH"] = str(bin_dir) + os.pathsep + env.get("PATH", "")
+    env["VIRTUAL_ENV"] = str(VENV_DIR)
+    jupyter_data = str(VENV_DIR / "share" / "jupyter")
+    env["JUPYTER_PATH"] = os.pathsep.join(p for p in (jupyter_data, env.get("JUPYTER_PATH", "")) if p)
+    env.pop("PYTHONHOME", None)
+    return env
+
+
+def find_chromium():
+    """Path of a Chromium-family browser, or None (same search as tests/test_browser.py)."""
+    override = os.environ.get("CECO_CHROMIUM")
+    if override:
+        return override if Path(override).exists() else None
+    if Path("/usr/bin/chromium").exists():
+        return "/usr/bin/chromium"
+    for name in CHROMIUM_CANDIDATES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def is_root():
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def ensure_chromium():
+    """Install Debian's chromium for the browser test when it is missing and we may (root + apt-get)."""
+    found = find_chromium()
+    if found:
+        say("browser for the browser test: " + found)
+        return
+    if is_root() and shutil.which("apt-get"):
+        say("Chromium is missing: installing Debian's chromium package for the browser test")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        ok = run(["apt-get", "update", "-q"], env=env, stdin=subprocess.DEVNULL) == 0
+        ok = ok and run(["apt-get", "install", "-y", "-q", "chromium"],
+                        env=env, stdin=subprocess.DEVNULL) == 0
+        if ok and find_chromium():
+            return
+        say("could not install chromium with apt-get; the browser test will report it")
+        return
+    say("no Chromium found: the browser test will be skipped. To run it, install Chromium "
+        "(sudo apt-get install chromium) or set CECO_CHROMIUM=/path/to/chrome.")
+
+
+def hand_over(cmd, env):
+    """Replace this process by ``cmd`` (POSIX), so signals and the exit status are the child's own."""
+    say("$ " + shlex.join(str(c) for c in cmd))
+    os.chdir(str(REPO_ROOT))
+    args = [str(c) for c in cmd]
+    if ON_WINDOWS:  # no real exec on Windows: wait for the child and pass its status on
+        try:
+            return subprocess.call(args, env=env)
+        except KeyboardInterrupt:
+            return 130
+    os.execve(args[0], args, env)
+
+
+def cmd_lessons(extra):
+    lab = [venv_python(), "-m", "jupyter", "lab", REPO_ROOT / "lessons"]
+    if is_root() and "--allow-root" not in extra:
+        lab.append("--allow-root")
+    say("opening the lessons in JupyterLab (stop it with Ctrl+C)")
+    return hand_over(lab + list(extra), child_env())
+
+
+def cmd_test(extra):
+    ensure_chromium()
+    env = child_env()
+    data = env.get("CECO_DATA_DIR") or str(REPO_ROOT.parent / "shared" / "data")
+    say("real data for the data tests: {} ({})".format(
+        data, "found" if Path(data).is_dir() else "not found: tests that need it are skipped; set CECO_DATA_DIR"))
+    return hand_over([venv_python(), "-m", "pytest", *extra], env)
+
+
+COMMANDS = {"lessons": cmd_lessons, "test": cmd_test}
+
+
+def main(argv):
+    if not argv or argv[0] not in COMMANDS:
+        print("\n\n".join(__doc__.split("\n\n")[1:3]), file=sys.stderr)
+        return 2
+    ensure_venv()
+    ensure_installed()
+    return COMMANDS[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,88 @@
+"""Command line (`python -m ceco_lite`, `ceco-lite`): train, compare, presets, errors."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from ceco_lite.cli import build_parser, config_from_args, main
+
+pytestmark = pytest.mark.timeout(120)
+
+TINY = ["--preset", "synthetic-cpu", "--image-size", "16", "16", "--num-images", "16", "--batch-size", "8",
+        "--no-progress", "--set", "num_val_images=8", "--set", "nc_max_images=8"]
+
+
+def test_overrides_reach_the_config():
+    args = build_parser().parse_args(["train", *TINY, "--lambda", "0.25", "--epochs", "3", "--seed", "7",
+                                      "--fixed-pc", "--learned-cc", "--variant", "released", "--set", "lr=0.02"])
+    cfg = config_from_args(args)
+    assert (cfg.ceco_lambda, cfg.epochs, cfg.seed, cfg.lr) == (0.25, 3, 7, 0.02)
+    assert cfg.fixed_pixel_classifier and not cfg.fixed_center_classifier and cfg.ceco_variant == "released"
+    assert cfg.image_size == (16, 16) and cfg.num_val_images == 8 and cfg.progress is False
+
+
+def test_train_writes_metrics_and_prints_table(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--max-steps", "3", "--out", str(out), "--lambda", "0.3"]) == 0
+    text = capsys.readouterr().out
+    assert "mIoU" in text and "tail" in text and "equiangularity_centers" in text
+    m = json.loads((out / "metrics.json").read_text())
+    for key in ("miou", "per_class", "head", "common", "tail", "history"):
+        assert key in m
+    assert m["steps"] == 3 and m["config"]["ceco_lambda"] == 0.3
+    assert f"{m['miou']:8.2f}" in text  # the printed table shows the stored number
+    # --resume of a finished run just reports it again
+    assert main(["train", *TINY, "--max-steps", "3", "--out", str(out), "--lambda", "0.3", "--resume"]) == 0
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--preset", "nope"], "unknown preset 'nope'"),
+        (["train", "--preset", "synthetic-cpu", "--lambda", "-1"], "ceco_lambda must be finite and >= 0"),
+        (["train", "--preset", "synthetic-cpu", "--set", "epochs"], "KEY=VALUE"),
+        (["compare", "--preset", "synthetic-cpu", "--lambda", "0"], "lam must be > 0"),
+    ],
+)
+def test_bad_input_fails_before_training(argv, message, capsys, tmp_path):
+    assert main([*argv, "--out", str(tmp_path / "x")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_missing_data_root(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("CECO_DATA_DIR", str(tmp_path / "absent"))
+    assert main(["train", "--preset", "cityscapes-sample", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "needs real data" in err and "--data-root" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_compare_prints_both_arms(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert main(["compare", *TINY, "--max-steps", "2", "--seeds", "0", "1", "--lambda", "0.5",
+                 "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "CE (λ=0) vs CeCo (λ=0.5)" in text and "tail" in text
+    res = json.loads((out / "compare.json").read_text())
+    row = res["summary"]["mIoU / top-1"]
+    ce, ceco = row["ce_values"], row["ceco_values"]
+    assert len(ce) == len(ceco) == 2
+    diffs = [b - a for a, b in zip(ce, ceco)]
+    assert math.isclose(row["diff"][0], sum(diffs) / 2, rel_tol=1e-9, abs_tol=1e-12)
+    for arm, lam in (("ce", 0.0), ("ceco", 0.5)):
+        for seed in (0, 1):
+            cfg = json.loads((out / f"{arm}-seed{seed}" / "config.json").read_text())
+            assert (cfg["ceco_lambda"], cfg["seed"]) == (lam, seed)
+
+
+def test_module_entry_point():
+    proc = subprocess.run([sys.executable, "-m", "ceco_lite", "presets"], capture_output=True, text=True,
+                          timeout=110)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("synthetic-cpu", "cityscapes-sample", "cityscapes", "cifar10-lt", "cifar100-lt"):
+        assert name in proc.stdout

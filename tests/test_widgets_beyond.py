@@ -1,0 +1,69 @@
+"""Tests of ceco_lite.widgets.beyond (lesson 6): set a control, check the figure changed."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ceco_lite.clustering import imbalanced_blobs
+from ceco_lite.iddc import weibull_density
+from ceco_lite.widgets.beyond import (IN2NECT_TABLE2, ClusteringExplorer, RunComparison, compare_to_baseline,
+                                      run_comparison_table, weibull_penalty_figure)
+
+
+def test_clustering_explorer_slider_retrains_and_redraws():
+    ex = ClusteringExplorer(num_clusters=4, imbalance_factor=1.0, n_max=40, steps=15,
+                            priors=("weibull", "uniform"))
+    true_trace = ex.figure.data[0]
+    assert list(true_trace.y) == [40, 40, 40, 40]
+    before = {tr.name: list(tr.y) for tr in ex.figure.data}
+    ex.imbalance.value = 10.0  # slider release -> update()
+    _, _, sizes = imbalanced_blobs(4, 10.0, n_max=40, seed=0)
+    assert list(ex.figure.data[0].y) == sorted(sizes.tolist(), reverse=True)
+    after = {tr.name: list(tr.y) for tr in ex.figure.data}
+    assert after != before
+    for tr in ex.figure.data[1:]:  # every prior's clusters hold all points
+        assert sum(tr.y) == sizes.sum()
+    assert set(ex.results) == {"weibull", "uniform"}
+    assert "Weibull (IDDC)" in ex.status.value and "uniform prior" in ex.status.value
+    assert "10" in ex.figure.layout.title.text
+
+
+def test_clustering_explorer_rejects_unknown_prior():
+    with pytest.raises(ValueError, match="priors"):
+        ClusteringExplorer(priors=("weibull", "entropy"))
+
+
+def test_weibull_penalty_figure_plots_the_library_density():
+    fig = weibull_penalty_figure(shapes=(0.3, 2.0), num_points=20)
+    x = np.asarray(fig.data[0].x)
+    np.testing.assert_allclose(fig.data[0].y, weibull_density(x, lam=5.0, k=0.3))
+    np.testing.assert_allclose(fig.data[1].y, weibull_density(x, lam=5.0, k=2.0))
+    assert np.all(np.diff(fig.data[0].y) < 0)  # k < 1: decreasing
+    assert "IDDC" in fig.data[0].name
+
+
+def test_run_comparison_table_formats_and_reference_rows():
+    html = run_comparison_table({"a<b": {"x": 1.23456, "y": None}}, ["x", "y"], reference=IN2NECT_TABLE2,
+                                formats={"x": "{:.1f}"}, headers={"x": "X!"})
+    assert "a&lt;b" in html and "<td>1.2</td>" in html and "<td>–</td>" in html and "<th>X!</th>" in html
+    assert html.count("color:#777") == 2
+
+
+def test_compare_to_baseline_lines():
+    rows = {"base": {"m": 10.0, "r": 2.0}, "new": {"m": 12.5, "r": 1.0}}
+    html = compare_to_baseline(rows, "base", ["m", "r"], labels={"m": "mIoU"}, relative=["r"])
+    assert "mIoU 10 → 12.5 (+2.5)" in html and "r 2 → 1 (-50 %)" in html and html.count("<li>") == 1
+    with pytest.raises(KeyError, match="baseline"):
+        compare_to_baseline(rows, "missing", ["m"])
+
+
+def test_run_comparison_dropdown_switches_metric():
+    hist = {"a": [{"epoch": 1, "miou": 1.0, "nc": {"nc1": 5.0}}, {"epoch": 2, "miou": 2.0, "nc": {"nc1": 4.0}}],
+            "b": [{"epoch": 1, "miou": 3.0, "nc": {"nc1": 7.0}}]}
+    rc = RunComparison(hist, ["miou", "nc.nc1"], labels={"nc.nc1": "NC1"})
+    assert list(rc.figure.data[0].y) == [1.0, 2.0]
+    rc.metric.value = "nc.nc1"
+    assert list(rc.figure.data[0].y) == [5.0, 4.0] and list(rc.figure.data[1].y) == [7.0]
+    assert rc.figure.layout.yaxis.title.text == "NC1"
+    with pytest.raises(ValueError, match="metrics"):
+        RunComparison(hist, [])

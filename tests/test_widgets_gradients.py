@@ -1,0 +1,78 @@
+"""Lesson 4 widget and checks: gradient flow of the centre loss (CeCo paper Eq. 6-8)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("ipywidgets")
+pytest.importorskip("plotly")
+
+from ceco_lite.widgets.gradients import (  # noqa: E402
+    GradientFlowExplorer,
+    check_closed_forms,
+    check_errata,
+    long_tail_sizes,
+    synthetic_pixel_features,
+)
+
+
+@pytest.fixture(scope="module")
+def explorer():
+    return GradientFlowExplorer(num_classes=5, dim=6, imbalance_factor=1.0, n_max=400)
+
+
+def test_long_tail_sizes_and_features():
+    sizes = long_tail_sizes(4, 8.0, 800)
+    assert sizes.tolist() == [800, 400, 200, 100]
+    means = torch.eye(3, dtype=torch.float64)
+    z, y = synthetic_pixel_features(means, torch.tensor([3, 2, 1]), noise=0.0)
+    assert y.tolist() == [0, 0, 0, 1, 1, 2]
+    torch.testing.assert_close(z, means.T[y])
+
+
+def test_imbalance_slider_shrinks_minority_distance_but_not_etf(explorer):
+    K = 5
+    balanced = np.array(explorer.figure.data[4].z)
+    explorer.if_slider.value = 1000.0
+    skewed = np.array(explorer.figure.data[4].z)
+    assert skewed[-1, -2] < 0.5 * balanced[-1, -2]  # minority collapse of the learned classifier
+    etf = np.array(explorer.figure.data[5].z)
+    expected = explorer.alpha_slider.value * math.sqrt(2 * K / (K - 1))
+    np.testing.assert_allclose(etf[~np.eye(K, dtype=bool)], expected, rtol=1e-10)
+    # Eq. 8: per-pixel gradients scale like 1/n_k -> the rarest class gets much larger ones
+    pix = np.array(explorer.figure.data[3].y)
+    assert pix[-1] > 10 * pix[0]
+    assert list(explorer.figure.data[6].y) == long_tail_sizes(K, 1000.0, 400).tolist()
+
+
+def test_lambda_scales_gradients_linearly_and_alpha_scales_etf(explorer):
+    explorer.lam_slider.value = 0.5
+    within = np.array(explorer.figure.data[0].y)
+    explorer.lam_slider.value = 1.0
+    np.testing.assert_allclose(np.array(explorer.figure.data[0].y), 2 * within, rtol=1e-12)
+    explorer.alpha_slider.value = 2.0
+    etf = np.array(explorer.figure.data[5].z)
+    assert etf[0, 1] == pytest.approx(2.0 * math.sqrt(2 * 5 / 4))
+    within_plus_between = explorer.grads_learned.grad_weight_within + explorer.grads_learned.grad_weight_between
+    torch.testing.assert_close(within_plus_between, explorer.grads_learned.grad_weight)
+
+
+def test_closed_forms_match_autograd(explorer):
+    sizes, feats, labels, w = explorer._state(explorer.if_slider.value)
+    report = check_closed_forms(feats, labels, w, 5)
+    assert report["max |dL/dW|"] > 1e-3 and report["max |dL/dz_i|"] > 1e-6  # non-trivial gradients
+    for key in ("loss", "dL/dW (Eq. 6)", "within + between - dL/dW", "dL/dz_i (Eq. 8)"):
+        assert report[key] < 1e-12, (key, report[key])
+
+
+def test_errata_measured():
+    out = check_errata(6, 8, alpha=1.5)
+    assert out["measured_distance"] == pytest.approx(1.5 * math.sqrt(12 / 5), rel=1e-12)
+    assert out["min_distance"] == pytest.approx(out["measured_distance"], rel=1e-12)
+    assert out["measured_squared_unit"] == pytest.approx(out["paper_distance"], rel=1e-12)  # 2K/(K-1) is the square
+    assert out["paper_distance"] != pytest.approx(out["corrected_distance"])
+    assert out["eq4_corrected_module"] == pytest.approx(out["eq4_corrected"], rel=1e-12)
+    assert abs(out["eq4_literal"] - out["eq4_corrected"]) > 1e-3

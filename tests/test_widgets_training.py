@@ -1,0 +1,120 @@
+"""Tests of ceco_lite.widgets.training (lesson 5): cached runs, snapshots, tables, t-SNE explorer."""
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from ceco_lite.engine import get_preset
+from ceco_lite.engine.data import load_data
+from ceco_lite.widgets.training import (PAPER_TABLE1, PAPER_TABLE2, TSNEExplorer, ablation_rows, config_tag,
+                                        full_scale_plan, lambda_sweep_plot, load_snapshots, per_class_iou_figure,
+                                        rarest_class_overlays, results_table, run_or_load, run_path,
+                                        snapshot_callback, summary_rows)
+
+TINY = dict(num_classes=4, image_size=(16, 16), num_images=16, num_val_images=8, batch_size=8, epochs=3,
+            nc_max_images=8, device="cpu")
+
+
+def _tiny(**kw):
+    return get_preset("synthetic-cpu", **{**TINY, **kw})
+
+
+def test_config_tag_tracks_results_not_bookkeeping():
+    a = _tiny(ceco_lambda=0.4)
+    assert config_tag(a) == config_tag(a.replace(progress=False, num_threads=1))
+    assert config_tag(a) != config_tag(a.replace(ceco_lambda=0.2))
+    assert run_path(a, "/r", "CeCo λ=0.4").name == f"CeCo___0.4-{config_tag(a)}"
+
+
+def test_run_or_load_trains_once_and_snapshots_epochs(tmp_path):
+    cfg = _tiny(ceco_lambda=0.4)
+    cb = snapshot_callback(cfg, tmp_path, "ceco", [1, 3], max_images=4)
+    first = run_or_load(cfg, tmp_path, "ceco", callback=cb)
+    assert len(first.history) == 3 and first.run_dir == run_path(cfg, tmp_path, "ceco")
+    snaps = load_snapshots(first)
+    assert sorted(snaps) == [1, 3]
+    feats, labels = snaps[3]
+    assert feats.shape[0] == 4 and feats.shape[1] == first.model.feature_dim
+    assert labels.shape == (4,) + tuple(feats.shape[2:])
+    # the final snapshot equals the trained model's own features on the same images
+    x = load_data(cfg).val_x[:4]
+    with torch.no_grad():
+        ref = first.model.cpu().eval()(x)["features"].float()
+    torch.testing.assert_close(feats, ref)
+    t0 = time.perf_counter()
+    again = run_or_load(cfg, tmp_path, "ceco")  # finished: loaded, not retrained
+    assert time.perf_counter() - t0 < 30
+    assert again.history == first.history and again.metrics["miou"] == pytest.approx(first.metrics["miou"])
+
+
+def test_tables_and_figures_from_results():
+    groups = {"head": [1], "common": [0], "tail": [2]}
+    mk = lambda miou, pc, nc: SimpleNamespace(metrics={
+        "miou": miou, "head": pc[1], "common": pc[0], "tail": pc[2], "per_class": pc, "groups": groups,
+        "class_counts": [50, 100, 1], "time_per_step": 0.1, "nc": {"equiangularity_centers": nc, "nc1": 1.0}},
+        history=[{"epoch": 1, "nc": {"equiangularity_centers": nc + 0.1}}, {"epoch": 2, "nc": {"equiangularity_centers": nc}}])
+    res = {"baseline": mk(30.0, [20.0, 60.0, 10.0], 0.5), "CeCo": mk(35.0, [30.0, 61.0, 14.0], 0.3)}
+    rows = summary_rows(res)
+    assert rows["CeCo"]["tail"] == 14.0 and rows["baseline"]["equiangularity_centers"] == 0.5
+    html = results_table(res, nc_keys=("equiangularity_centers",))
+    assert "<td>35.0</td>" in html and "equiang. centres" in html
+    fig = per_class_iou_figure(res, ["a", "b", "c"])
+    assert list(fig.data[0].x) == ["b [H]", "a [C]", "c [T]"]  # sorted by training frequency
+    assert list(fig.data[1].y) == [61.0, 30.0, 14.0]
+    sweep = lambda_sweep_plot({0.0: res["baseline"], 0.4: res["CeCo"]})
+    assert list(sweep.data[0].y) == [30.0, 35.0]
+    assert list(sweep.data[1].y) == [PAPER_TABLE2[k][0] for k in sorted(PAPER_TABLE2)]
+    table = ablation_rows({("learned", None): res["baseline"], ("learned", "fixed"): res["CeCo"]})
+    assert "PC learned / CC fixed" in table and f"<td>{PAPER_TABLE1[('learned', 'fixed')][0]:.1f}</td>" in table
+
+
+def test_tsne_explorer_switches_run_epoch_and_classes():
+    rng = np.random.default_rng(0)
+    lab = np.array([0, 0, 1, 1, 2, 2])
+    emb = {(r, e): {"embedding": rng.standard_normal((6, 2)).astype(np.float32), "labels": lab}
+           for r in ("baseline", "CeCo") for e in (1, 5)}
+    ex = TSNEExplorer(emb, ["a", "b", "c"], groups={"head": [0], "common": [1], "tail": [2]})
+    np.testing.assert_allclose(ex.figure.data[0].x, emb[("baseline", 5)]["embedding"][:2, 0])
+    ex.run.value = "CeCo"
+    np.testing.assert_allclose(ex.figure.data[0].x, emb[("CeCo", 5)]["embedding"][:2, 0])
+    ex.epoch.value = 1
+    np.testing.assert_allclose(ex.figure.data[2].y, emb[("CeCo", 1)]["embedding"][4:, 1])
+    ex.subset.value = "tail"
+    assert [tr.visible for tr in ex.figure.data] == [False, False, True]
+    assert "CeCo, epoch 1, tail" in ex.figure.layout.title.text
+    with pytest.raises(KeyError):
+        ex.update(run="other")
+
+
+def test_rarest_class_overlays_rank_images_by_tail_pixels():
+    class Const(torch.nn.Module):  # predicts class 1 everywhere
+        def forward(self, x):
+            logits = torch.zeros(x.shape[0], 3, *x.shape[2:])
+            logits[:, 1] = 1.0
+            return {"logits": logits}
+
+    masks = torch.zeros(3, 4, 4, dtype=torch.long)
+    masks[1, :2] = 2   # 8 tail pixels
+    masks[2, 0, 0] = 2  # 1 tail pixel
+    res = {"m": SimpleNamespace(metrics={"groups": {"tail": [2]}}, model=Const())}
+    fig = rarest_class_overlays(res, torch.rand(3, 3, 4, 4), masks, num_images=2, num_classes=3)
+    assert len(fig.data) == 2 * 3  # image, ground truth, prediction per column
+    gt_first = np.array(fig.data[1].z)
+    assert (gt_first[:2] == gt_first[0, 0]).all() and not np.array_equal(gt_first[0, 0], gt_first[3, 0])
+
+
+def test_full_scale_plan_smoke_and_fallback(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cfg, msg, full = full_scale_plan(data_root=tmp_path)
+    assert not full and cfg.dataset == "synthetic" and "Neither Cityscapes nor CIFAR-10" in msg
+    assert cfg.max_steps == 2
+    (tmp_path / "cifar" / "cifar-10-batches-py").mkdir(parents=True)
+    cfg, msg, full = full_scale_plan(data_root=tmp_path)
+    assert not full and cfg.dataset == "cifar10-lt" and cfg.max_steps == 2 and cfg.device == "cpu"
+    assert "No CUDA GPU" in msg and "smoke" in msg
+    cfg, msg, full = full_scale_plan(data_root=tmp_path, smoke=False)
+    assert full and cfg.epochs == get_preset("cifar10-lt").epochs
