@@ -641,16 +641,8 @@ def nc_metrics(
     >>> sorted(stats)[:3]
     ['delta_inter', 'delta_intra', 'equiangularity_centers']
     """
-    num_classes = _check_num_classes(num_classes)
     features = _as_tensor(features, "features")
-    if features.ndim not in (2, 4):
-        raise ValueError(
-            f"features must have shape (N, d) or (B, d, H, W), got {tuple(features.shape)}"
-        )
-    acc = NCAccumulator(
-        num_classes, features.shape[1], ignore_index=ignore_index, global_mean=global_mean
-    )
-    acc.update(features, labels)
+    acc = _accumulate(features, labels, num_classes, ignore_index, global_mean)
     if classifier is not None:
         acc.freeze_means()
         acc.update_ncc(features, labels, classifier)

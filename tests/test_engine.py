@@ -177,7 +177,8 @@ def test_train_records_everything(tmp_path):
     assert calls == [(1, 1), (2, 2)]
     rec = res.history[-1]
     assert set(rec["loss"]) == {"ce", "ceco", "total"}
-    assert math.isclose(rec["loss"]["total"], rec["loss"]["ce"] + 0.4 * rec["loss"]["ceco"], rel_tol=1e-5)
+    lam = res.config.ceco_lambda
+    assert math.isclose(rec["loss"]["total"], rec["loss"]["ce"] + lam * rec["loss"]["ceco"], rel_tol=1e-5)
     assert rec["time_per_step"] > 0 and len(rec["per_class"]) == 8
     for key in ("equiangularity_centers", "max_angle_centers", "equiangularity_classifiers", "nc1"):
         assert math.isfinite(rec["nc"][key])

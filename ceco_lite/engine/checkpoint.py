@@ -66,10 +66,11 @@ def rng_state() -> dict:
 def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
+    # checkpoints may be loaded with map_location="cuda": RNG states must be CPU ByteTensors
+    torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
         try:
-            torch.cuda.set_rng_state_all(state["cuda"])
+            torch.cuda.set_rng_state_all([t.cpu() for t in state["cuda"]])
         except (RuntimeError, IndexError):  # fewer GPUs than when saved
             pass
 

@@ -267,17 +267,18 @@ def _check_float(name: str, value, minimum: float, *, strict: bool = False, hint
 #: Named configurations. ``get_preset(name, **overrides)`` returns a validated copy.
 PRESETS: dict[str, TrainConfig] = {
     # Trains on a 2-core CPU in about a minute; tensors stay in memory, no DataLoader.
-    # (8 classes, pixel IF 100, 384 training images of 32x32; ~960 SGD steps; λ = 0.4, the paper's best
-    # on ScanNet200, Table 2).
+    # (8 classes, pixel IF 100, 384 training images of 32x32, 256 evaluation images; ~960 SGD steps).
+    # λ = 1.0: best mean mIoU of the sweep {0.1, 0.2, 0.4, 0.6, 1.0} on training seeds 0-2 (the paper's
+    # best is 0.4-0.5 on ScanNet200 / ADE20K, Table 2); confirmed on held-out seeds (see the report).
     "synthetic-cpu": TrainConfig(
-        dataset="synthetic", num_classes=8, image_size=(32, 32), num_images=384, num_val_images=96,
-        imbalance_factor=100.0, model="small_seg", ceco_lambda=0.4, epochs=40, batch_size=16,
+        dataset="synthetic", num_classes=8, image_size=(32, 32), num_images=384, num_val_images=256,
+        imbalance_factor=100.0, model="small_seg", ceco_lambda=1.0, epochs=40, batch_size=16,
         lr=0.1, weight_decay=1e-3, schedule="poly", device="cpu", nc_max_images=96,
         preset="synthetic-cpu",
     ),
     # The 26 real Cityscapes pairs (16 train / 10 val), reduced size, CPU.
     "cityscapes-sample": TrainConfig(
-        dataset="cityscapes", image_size=(64, 128), model="small_seg", ceco_lambda=0.4, epochs=8,
+        dataset="cityscapes", image_size=(128, 256), model="small_seg", ceco_lambda=0.4, epochs=30,
         batch_size=4, lr=0.05, weight_decay=1e-3, schedule="poly", device="cpu",
         preset="cityscapes-sample",
     ),

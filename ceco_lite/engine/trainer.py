@@ -15,7 +15,6 @@ Losses (CeCo paper Eq. 5, In2NeCT Eq. 7)::
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import time

@@ -26,8 +26,15 @@ _EXPORTS = {
     "SpreadAnimation": "etf",
     # lesson 2
     "MinorityCollapseExplorer": "minority",
+    # lesson 3
+    "SyntheticDataExplorer": "segmentation_data",
     # lesson 4
     "GradientFlowExplorer": "gradients",
+    # lesson 5
+    "TSNEExplorer": "training",
+    # lesson 6
+    "ClusteringExplorer": "beyond",
+    "RunComparison": "beyond",
 }
 
 __all__ = sorted(_EXPORTS)
