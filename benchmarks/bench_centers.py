@@ -5,7 +5,8 @@ ignored, Zipf-like class frequencies) with K = 19 and K = 150.  Measured side by
 side in one run, on the same inputs:
 
 * ``ceco_lite.class_centers`` (scatter-add along the pixel axis on CPU, no
-  transpose copy; ``index_add_`` on CUDA);
+  transpose copy; on CUDA a float32 one-hot matrix product ``onehot(y)^T @ Z``,
+  see ``_class_sums_onehot`` in ``ceco_lite/centers.py``);
 * the released CeCo code's reduction: ``permute(0, 2, 3, 1)``, boolean
   selection of the valid pixels, ``one_hot(y).T @ features / counts`` and
   ``torch.unique`` for the present classes.
@@ -27,29 +28,19 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import time
+import functools
 
 import torch
 import torch.nn.functional as F
 
 from ceco_lite.centers import class_centers
 
+try:  # `python benchmarks/bench_x.py` (the documented way): benchmarks/ is on sys.path
+    from _timing import best_time
+except ImportError:  # `python -m benchmarks.bench_x` from the repository root
+    from benchmarks._timing import best_time
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _best(fn, device, repeats):
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return min(times)
+_best = functools.partial(best_time, warmup=True)  # one untimed call, then the best of `repeats`
 
 
 def released_centers(features: torch.Tensor, labels: torch.Tensor, num_classes: int):

@@ -16,27 +16,15 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
 from ceco_lite.nc import NCAccumulator, nc_metrics
 
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _best(fn, device, repeats):
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return min(times)
+try:  # `python benchmarks/bench_x.py` (the documented way): benchmarks/ is on sys.path
+    from _timing import best_time as _best
+except ImportError:  # `python -m benchmarks.bench_x` from the repository root
+    from benchmarks._timing import best_time as _best
 
 
 def direct_reference(z, y, K):

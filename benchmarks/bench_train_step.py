@@ -8,9 +8,11 @@ reported is the median step time and the overhead ``median(CeCo)/median(base) - 
 (the paper's Table 11 reports +9.37 % for DeepLabV3+ R101, +10.2 % for
 MinkowskiNet-34; our goal is <= +3 %). The median of the per-pair ratios is
 printed too. ``--profile`` adds a third interleaved variant (CeCo with the
-label/finiteness validation of ``class_sums`` switched off, to show the cost of
-its host synchronisations on CUDA), the time of the CeCo loss alone (forward +
-backward on fixed features) and a torch.profiler table of it.
+label/finiteness validation of ``class_sums`` switched off, to show what the
+checks cost: on CPU they raise ``ValueError`` at once, on CUDA they are queued
+device-side assertions, ``torch._assert_async``, with no host synchronisation),
+the time of the CeCo loss alone (forward + backward on fixed features) and a
+torch.profiler table of it.
 
 Examples::
 
@@ -23,12 +25,16 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 
 from ceco_lite.models import build_model
+
+try:  # `python benchmarks/bench_x.py` (the documented way): benchmarks/ is on sys.path
+    from _timing import time_once as timed
+except ImportError:  # `python -m benchmarks.bench_x` from the repository root
+    from benchmarks._timing import time_once as timed
 
 DEFAULTS = {  # (batch, size) per device and model
     "cpu": {"small_seg": (8, 64), "lraspp_mobilenet_v3": (4, 96), "deeplabv3_resnet50": (1, 64)},
@@ -66,21 +72,12 @@ def make_step(model, criterion, ceco, lam, x, y, device, amp_dtype):
     return step
 
 
-def timed(step, device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - t0
-
-
 def _without_validation(step):
     """Run ``step`` with ``class_sums(..., validate=False)`` inside CenterCollapseLoss.
 
-    Diagnostic only: shows what the label-range and finiteness checks (host
-    synchronisations on CUDA) cost inside a training step.
+    Diagnostic only: shows what the label-range and finiteness checks cost inside
+    a training step (on CUDA they are ``torch._assert_async`` device-side
+    assertions, no host synchronisation; on CPU they are checked at once).
     """
     import functools
 

@@ -50,6 +50,22 @@ def _check_int(value, name: str, minimum: int) -> int:
     return value
 
 
+def _check_ignore_index(ignore_index, num_classes: int) -> int | None:
+    """``None``, or an int in ``[-2**62, 0)`` or ``>= num_classes`` (the label of ignored pixels)."""
+    if ignore_index is None:
+        return None
+    ignore_index = _check_int(ignore_index, "ignore_index", -(2**62))
+    if 0 <= ignore_index < num_classes:
+        raise ValueError(f"ignore_index must lie outside [0, num_classes) = [0, {num_classes}), got {ignore_index}")
+    return ignore_index
+
+
+def _check_align(align) -> str:
+    if align not in ("nearest_labels", "bilinear_features"):
+        raise ValueError(f"align must be 'nearest_labels' or 'bilinear_features', got {align!r}")
+    return align
+
+
 def _resolve_sync(sync, process_group) -> str:
     if sync is None:
         sync = "global" if process_group is not None else "local"
@@ -231,16 +247,8 @@ class CenterCollapseLoss(nn.Module):
         self.num_classes = _check_int(num_classes, "num_classes", 2)
         self.dim = _check_int(dim, "dim", 1)
         self.reduction = _check_reduction(reduction)
-        if align not in ("nearest_labels", "bilinear_features"):
-            raise ValueError(f"align must be 'nearest_labels' or 'bilinear_features', got {align!r}")
-        self.align = align
-        if ignore_index is not None:
-            ignore_index = _check_int(ignore_index, "ignore_index", -(2**62))
-            if 0 <= ignore_index < self.num_classes:
-                raise ValueError(
-                    f"ignore_index must lie outside [0, num_classes) = [0, {self.num_classes}), got {ignore_index}"
-                )
-        self.ignore_index = ignore_index
+        self.align = _check_align(align)
+        self.ignore_index = _check_ignore_index(ignore_index, self.num_classes)
         self.sync = _resolve_sync(sync, process_group)
         self.process_group = process_group
         self.learnable = bool(learnable)
@@ -428,13 +436,8 @@ class ReleasedCenterCollapseLoss(nn.Module):
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         if isinstance(smooth, bool) or not isinstance(smooth, (int, float)) or not 0.0 <= smooth <= 1.0:
             raise ValueError(f"smooth must be in [0, 1], got {smooth!r}")
-        if align not in ("nearest_labels", "bilinear_features"):
-            raise ValueError(f"align must be 'nearest_labels' or 'bilinear_features', got {align!r}")
-        if ignore_index is not None:
-            ignore_index = _check_int(ignore_index, "ignore_index", -(2**62))
-            if 0 <= ignore_index < K:
-                raise ValueError(f"ignore_index must lie outside [0, num_classes) = [0, {K}), got {ignore_index}")
-        self.ignore_index = ignore_index
+        _check_align(align)
+        self.ignore_index = _check_ignore_index(ignore_index, K)
         self.align = align
         self.logit_scale = float(logit_scale)
         self.smooth = float(smooth)

@@ -71,8 +71,8 @@ def _check_ignore_index(ignore_index, num_classes: int) -> int | None:
     return ignore_index
 
 
-def _check_features_labels(features, labels) -> None:
-    """Types, dtypes, layouts, shapes and devices of ``features``/``labels``."""
+def _check_tensor_dtypes(features, labels) -> None:
+    """``features`` a floating tensor, ``labels`` an integer tensor (``TypeError`` otherwise)."""
     if not isinstance(features, Tensor):
         raise TypeError(f"features must be a torch.Tensor, got {type(features).__name__}")
     if not isinstance(labels, Tensor):
@@ -81,6 +81,11 @@ def _check_features_labels(features, labels) -> None:
         raise TypeError(f"features must have a floating dtype, got {features.dtype}")
     if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
         raise TypeError(f"labels must have an integer dtype, got {labels.dtype}")
+
+
+def _check_features_labels(features, labels) -> None:
+    """Types, dtypes, layouts, shapes and devices of ``features``/``labels``."""
+    _check_tensor_dtypes(features, labels)
     if features.device != labels.device:
         raise ValueError(
             f"features and labels must be on the same device, got features on {features.device} "
@@ -359,14 +364,7 @@ def align_features_and_labels(
     ValueError
         Wrong number of dimensions, batch-size or device mismatch, unknown ``mode``.
     """
-    if not isinstance(features, Tensor):
-        raise TypeError(f"features must be a torch.Tensor, got {type(features).__name__}")
-    if not isinstance(labels, Tensor):
-        raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
-    if not features.dtype.is_floating_point:
-        raise TypeError(f"features must have a floating dtype, got {features.dtype}")
-    if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
-        raise TypeError(f"labels must have an integer dtype, got {labels.dtype}")
+    _check_tensor_dtypes(features, labels)
     if features.ndim != 4:
         raise ValueError(f"features must have shape (B, d, h, w), got {tuple(features.shape)}")
     if labels.ndim != 3:

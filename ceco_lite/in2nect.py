@@ -25,20 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .ceco import CenterCollapseLoss, _no_autocast
+from .ceco import CenterCollapseLoss, _check_align, _check_ignore_index, _check_int, _no_autocast
 from .centers import _bin_index, _check_features_labels, align_features_and_labels
+from .etf import _check_generator
 
 __all__ = ["InterClassLoss", "IntraClassLoss", "In2NeCTLoss", "sample_pixels_per_class"]
 
 _REDUCTIONS = ("sum", "mean")
-
-
-def _check_int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def _check_positive_float(value: Any, name: str) -> float:
@@ -53,11 +46,6 @@ def _check_reduction(reduction: Any) -> str:
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     return reduction
-
-
-def _check_generator(generator: Any) -> None:
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
 
 
 # --------------------------------------------------------------------------- #
@@ -292,19 +280,10 @@ class IntraClassLoss(nn.Module):
         if max_pixels_per_class is not None:
             max_pixels_per_class = _check_int(max_pixels_per_class, "max_pixels_per_class", 2)
         self.max_pixels_per_class = max_pixels_per_class
-        if ignore_index is not None:
-            ignore_index = _check_int(ignore_index, "ignore_index", -(2**62))
-            if 0 <= ignore_index < self.num_classes:
-                raise ValueError(
-                    f"ignore_index must lie outside [0, num_classes) = [0, {self.num_classes}), "
-                    f"got {ignore_index}"
-                )
-        self.ignore_index = ignore_index
+        self.ignore_index = _check_ignore_index(ignore_index, self.num_classes)
         self.reduction = _check_reduction(reduction)
         self.include_anchor_in_denominator = bool(include_anchor_in_denominator)
-        if align not in ("nearest_labels", "bilinear_features"):
-            raise ValueError(f"align must be 'nearest_labels' or 'bilinear_features', got {align!r}")
-        self.align = align
+        self.align = _check_align(align)
         _check_generator(generator)
         self.generator = generator
 

@@ -81,6 +81,12 @@ def _base_layout(fig: go.FigureWidget, *, height: int, title: str | None = None,
     )
 
 
+def _unit_ball_scenes(fig: go.FigureWidget) -> None:
+    """3-D scenes framing the unit ball: equal aspect, each axis over [-1.1, 1.1]."""
+    fig.update_scenes(aspectmode="cube", xaxis=dict(range=[-1.1, 1.1]), yaxis=dict(range=[-1.1, 1.1]),
+                      zaxis=dict(range=[-1.1, 1.1]))
+
+
 def _segments_from_origin(points: np.ndarray):
     """x, y, z lists drawing one segment from the origin to each column of ``points`` (3, K)."""
     xs, ys, zs = [], [], []
@@ -122,8 +128,7 @@ def etf_explorer_figure() -> go.FigureWidget:
                              texttemplate="%{z:.2f}", colorbar=dict(len=0.8, x=1.0)), 1, 2)
     fig = go.FigureWidget(fig)
     _base_layout(fig, height=460, width=FIGURE_WIDTH)
-    fig.update_scenes(aspectmode="cube", xaxis=dict(range=[-1.1, 1.1]), yaxis=dict(range=[-1.1, 1.1]),
-                      zaxis=dict(range=[-1.1, 1.1]))
+    _unit_ball_scenes(fig)
     fig.update_yaxes(autorange="reversed", row=1, col=2)
     return fig
 
@@ -226,8 +231,7 @@ def spread_figure() -> go.FigureWidget:
                              marker=dict(size=12, color="black", symbol="circle-open")), 1, 2)
     fig = go.FigureWidget(fig)
     _base_layout(fig, height=420, width=FIGURE_WIDTH)
-    fig.update_scenes(aspectmode="cube", xaxis=dict(range=[-1.1, 1.1]), yaxis=dict(range=[-1.1, 1.1]),
-                      zaxis=dict(range=[-1.1, 1.1]))
+    _unit_ball_scenes(fig)
     fig.update_xaxes(title_text="step", row=1, col=2)
     return fig
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torchvision
 
-from .profiles import check_imbalance_factor, check_num_classes, long_tail_profile
+from .profiles import check_imbalance_factor, check_int, check_num_classes, long_tail_profile
 
 __all__ = ["cifar_lt_counts", "CIFAR10LT", "CIFAR100LT"]
 
@@ -57,10 +57,7 @@ def cifar_lt_counts(n_max: int, num_classes: int, imbalance_factor: float, profi
     ValueError, TypeError
         On ``n_max < 1``, ``C < 2``, ``IF < 1`` or an unknown profile.
     """
-    if isinstance(n_max, bool) or not isinstance(n_max, numbers.Integral):
-        raise TypeError(f"n_max must be an integer, got {type(n_max).__name__}")
-    if n_max < 1:
-        raise ValueError(f"n_max must be >= 1, got {n_max}")
+    check_int(n_max, minimum=1, name="n_max")
     C = check_num_classes(num_classes)
     IF = check_imbalance_factor(imbalance_factor)
     long_tail_profile(C, IF, profile)  # validates the profile name
@@ -75,19 +72,21 @@ class _LongTailMixin:
 
     num_classes: int
 
-    def _lt_init(
+    def __init__(
         self,
         root,
-        train: bool,
-        imbalance_factor: float,
-        profile: str,
-        seed: int,
-        n_max: Optional[int],
-        transform,
-        target_transform,
-        download: bool,
-        verify_checksums: bool,
+        train: bool = True,
+        imbalance_factor: float = 100.0,
+        profile: str = "exp",
+        seed: int = 0,
+        n_max: Optional[int] = None,
+        transform: Optional[Callable] = None,
+        target_transform: Optional[Callable] = None,
+        download: bool = False,
+        verify_checksums: bool = True,
     ) -> None:
+        # One constructor for both classes (parameters documented on CIFAR10LT); the
+        # torchvision dataset's own __init__ is reached through super() below.
         IF = check_imbalance_factor(imbalance_factor)
         long_tail_profile(self.num_classes, IF, profile)
         if not isinstance(verify_checksums, bool):
@@ -169,7 +168,7 @@ class _LongTailMixin:
                     f"{type(self).__name__}: files under {folder} do not match the official CIFAR checksums "
                     "(a truncated or modified copy?); using them because verify_checksums=False",
                     UserWarning,
-                    stacklevel=5,
+                    stacklevel=4,  # _check_integrity <- CIFAR10.__init__ <- _LongTailMixin.__init__ <- caller
                 )
             return present
         return True
@@ -239,22 +238,6 @@ class CIFAR10LT(_LongTailMixin, torchvision.datasets.CIFAR10):
 
     num_classes = 10
 
-    def __init__(
-        self,
-        root,
-        train: bool = True,
-        imbalance_factor: float = 100.0,
-        profile: str = "exp",
-        seed: int = 0,
-        n_max: Optional[int] = None,
-        transform: Optional[Callable] = None,
-        target_transform: Optional[Callable] = None,
-        download: bool = False,
-        verify_checksums: bool = True,
-    ) -> None:
-        self._lt_init(root, train, imbalance_factor, profile, seed, n_max, transform, target_transform,
-                      download, verify_checksums)
-
 
 class CIFAR100LT(_LongTailMixin, torchvision.datasets.CIFAR100):
     """Long-tailed CIFAR-100 (LDAM-DRW convention, SPEC §4); see :class:`CIFAR10LT`.
@@ -263,19 +246,3 @@ class CIFAR100LT(_LongTailMixin, torchvision.datasets.CIFAR100):
     """
 
     num_classes = 100
-
-    def __init__(
-        self,
-        root,
-        train: bool = True,
-        imbalance_factor: float = 100.0,
-        profile: str = "exp",
-        seed: int = 0,
-        n_max: Optional[int] = None,
-        transform: Optional[Callable] = None,
-        target_transform: Optional[Callable] = None,
-        download: bool = False,
-        verify_checksums: bool = True,
-    ) -> None:
-        self._lt_init(root, train, imbalance_factor, profile, seed, n_max, transform, target_transform,
-                      download, verify_checksums)

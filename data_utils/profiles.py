@@ -13,13 +13,18 @@ import numpy as np
 PROFILES = ("exp", "step")
 
 
+def check_int(value, *, minimum: int, name: str) -> int:
+    """Validate an integer ``>= minimum`` (``TypeError``/``ValueError`` naming ``name``); return it as ``int``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
 def check_num_classes(num_classes, *, minimum: int = 2, name: str = "num_classes") -> int:
     """Validate a class count (an integer ``>= minimum``) and return it as ``int``."""
-    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(num_classes).__name__}")
-    if num_classes < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {num_classes}")
-    return int(num_classes)
+    return check_int(num_classes, minimum=minimum, name=name)
 
 
 def check_imbalance_factor(imbalance_factor) -> float:

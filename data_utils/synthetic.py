@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from .profiles import check_imbalance_factor, check_num_classes, long_tail_profile
+from .profiles import check_imbalance_factor, check_int, check_num_classes, long_tail_profile
 
 __all__ = [
     "make_synthetic_segmentation",
@@ -410,10 +410,7 @@ def make_synthetic_segmentation(
         On ``num_images < 1``, ``num_classes < 2``, ``imbalance_factor < 1``, a
         non-positive size, an option outside its range, or an unknown profile.
     """
-    if isinstance(num_images, bool) or not isinstance(num_images, numbers.Integral):
-        raise TypeError(f"num_images must be an integer, got {type(num_images).__name__}")
-    if num_images < 1:
-        raise ValueError(f"num_images must be >= 1, got {num_images}")
+    check_int(num_images, minimum=1, name="num_images")
     K = check_num_classes(num_classes)
     IF = check_imbalance_factor(imbalance_factor)
     H, W = _parse_size(size)

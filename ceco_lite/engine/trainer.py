@@ -198,12 +198,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, task: str, n
     was_training = model.training
     model.eval()
     ev = ConfusionEvaluator(num_classes, task, ignore_index=IGNORE_INDEX, device=x.device)
-    for s in range(0, x.shape[0], batch_size):
-        xb, yb = x[s:s + batch_size], y[s:s + batch_size]
-        if channels_last:
-            xb = xb.contiguous(memory_format=torch.channels_last)
-        with _autocast(x.device, amp):
-            logits = model(xb)["logits"]
+    for out, yb in _model_batches(model, x, y, batch_size=batch_size, amp=amp, channels_last=channels_last):
+        logits = out["logits"]
         if task == "segmentation" and logits.shape[-2:] != yb.shape[-2:]:
             logits = F.interpolate(logits.float(), size=yb.shape[-2:], mode="bilinear", align_corners=False)
         ev.update(logits.argmax(1), yb)
@@ -211,14 +207,20 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, task: str, n
     return ev.compute(groups)
 
 
-def _feature_batches(model, x, y, *, task, batch_size, amp, channels_last):
+def _model_batches(model, x, y, *, batch_size, amp, channels_last):
+    """``(model(xb), yb)`` over mini-batches of ``(x, y)`` (autocast around the forward only)."""
     for s in range(0, x.shape[0], batch_size):
         xb, yb = x[s:s + batch_size], y[s:s + batch_size]
         if channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
         with _autocast(x.device, amp):
-            feats = model(xb)["features"]
-        feats = feats.float()
+            out = model(xb)
+        yield out, yb
+
+
+def _feature_batches(model, x, y, *, task, batch_size, amp, channels_last):
+    for out, yb in _model_batches(model, x, y, batch_size=batch_size, amp=amp, channels_last=channels_last):
+        feats = out["features"].float()
         if task == "segmentation":
             from ceco_lite.centers import align_features_and_labels
 

@@ -36,7 +36,36 @@ def _projection(cin: int, cout: int) -> nn.Sequential:
 
 
 class _TorchvisionSegBase(FeatureModel):
+    """Shared constructor and forward of the adapters (parameters documented on each subclass).
+
+    A subclass implements ``_build(weights, weights_backbone)`` (builds the torchvision
+    model, keeps its feature layers, returns ``(natural_dim, pretrained_classifier)``)
+    and ``_features(x)`` (the natural pixel features, before the projection).
+    """
+
     task = "segmentation"
+
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        feature_dim: int | None = None,
+        fixed_classifier: bool = False,
+        weights=None,
+        weights_backbone=None,
+        etf_scale: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.num_classes = check_num_classes(num_classes)
+        natural_dim, pretrained_classifier = self._build(weights, weights_backbone)
+        self._finish(natural_dim, pretrained_classifier, feature_dim, fixed_classifier, etf_scale, generator)
+
+    def _build(self, weights, weights_backbone) -> tuple[int, nn.Conv2d]:
+        raise NotImplementedError
+
+    def _features(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
 
     def _finish(
         self,
@@ -67,6 +96,12 @@ class _TorchvisionSegBase(FeatureModel):
                 "pixel", self.feature_dim, self.num_classes,
                 fixed=self.fixed_classifier, etf_scale=etf_scale, generator=generator,
             )
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """Pixel features ``z`` ``(B, d, h, w)`` (output stride 8) before the classifier."""
+        if x.dim() != 4:
+            raise ValueError(f"x must have shape (B, C, H, W), got {tuple(x.shape)}")
+        return self.projection(self._features(x))
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         z = self.forward_features(x)
@@ -100,21 +135,9 @@ class DeepLabV3Features(_TorchvisionSegBase):
     "features": (B, d, ceil(H/8), ceil(W/8))}``. The auxiliary FCN head is not used.
     """
 
-    def __init__(
-        self,
-        num_classes: int,
-        *,
-        feature_dim: int | None = None,
-        fixed_classifier: bool = False,
-        weights=None,
-        weights_backbone=None,
-        etf_scale: float = 1.0,
-        generator: torch.Generator | None = None,
-    ) -> None:
+    def _build(self, weights, weights_backbone) -> tuple[int, nn.Conv2d]:
         from torchvision.models.segmentation import deeplabv3_resnet50
 
-        super().__init__()
-        self.num_classes = check_num_classes(num_classes)
         if weights is not None:
             tv = deeplabv3_resnet50(weights=weights, aux_loss=True)  # full weights: 21 classes
         else:
@@ -124,13 +147,10 @@ class DeepLabV3Features(_TorchvisionSegBase):
         self.backbone = tv.backbone  # IntermediateLayerGetter -> {"out": layer4, ...}
         head = tv.classifier  # DeepLabHead: ASPP, conv3x3, BN, ReLU, conv1x1
         self.head = nn.Sequential(*list(head.children())[:-1])
-        self._finish(256, head[-1], feature_dim, fixed_classifier, etf_scale, generator)
+        return 256, head[-1]
 
-    def forward_features(self, x: Tensor) -> Tensor:
-        """Pixel features ``z`` ``(B, d, h, w)`` (output stride 8) before the classifier."""
-        if x.dim() != 4:
-            raise ValueError(f"x must have shape (B, C, H, W), got {tuple(x.shape)}")
-        return self.projection(self.head(self.backbone(x)["out"]))
+    def _features(self, x: Tensor) -> Tensor:
+        return self.head(self.backbone(x)["out"])
 
 
 class LRASPPFeatures(_TorchvisionSegBase):
@@ -162,21 +182,9 @@ class LRASPPFeatures(_TorchvisionSegBase):
     ``forward(x)`` returns ``{"logits": (B, K, H, W), "features": (B, d, ceil(H/8), ceil(W/8))}``.
     """
 
-    def __init__(
-        self,
-        num_classes: int,
-        *,
-        feature_dim: int | None = None,
-        fixed_classifier: bool = False,
-        weights=None,
-        weights_backbone=None,
-        etf_scale: float = 1.0,
-        generator: torch.Generator | None = None,
-    ) -> None:
+    def _build(self, weights, weights_backbone) -> tuple[int, nn.Conv2d]:
         from torchvision.models.segmentation import lraspp_mobilenet_v3_large
 
-        super().__init__()
-        self.num_classes = check_num_classes(num_classes)
         if weights is not None:
             tv = lraspp_mobilenet_v3_large(weights=weights)
         else:
@@ -192,15 +200,12 @@ class LRASPPFeatures(_TorchvisionSegBase):
         with torch.no_grad():
             merged.weight.copy_(torch.cat([low_c.weight, high_c.weight], dim=1))
             merged.bias.copy_(low_c.bias + high_c.bias)
-        self._finish(merged.in_channels, merged, feature_dim, fixed_classifier, etf_scale, generator)
+        return merged.in_channels, merged
 
-    def forward_features(self, x: Tensor) -> Tensor:
-        """Pixel features ``z`` ``(B, d, h, w)`` (output stride 8) before the classifier."""
-        if x.dim() != 4:
-            raise ValueError(f"x must have shape (B, C, H, W), got {tuple(x.shape)}")
+    def _features(self, x: Tensor) -> Tensor:
         feats = self.backbone(x)
         low, high = feats["low"], feats["high"]
         hi = self.cbr(high) * self.scale(high)
         hi = F.interpolate(hi, size=low.shape[-2:], mode="bilinear", align_corners=False)
         # under autocast interpolate returns float32 while low is bfloat16: keep z in low's dtype
-        return self.projection(torch.cat([low, hi.to(low.dtype)], dim=1))
+        return torch.cat([low, hi.to(low.dtype)], dim=1)
