@@ -107,6 +107,27 @@ def test_rarest_class_overlays_rank_images_by_tail_pixels():
     assert (gt_first[:2] == gt_first[0, 0]).all() and not np.array_equal(gt_first[0, 0], gt_first[3, 0])
 
 
+def test_rarest_class_overlays_decodes_uint8_images_for_the_model():
+    from ceco_lite.engine.data import decode_batch
+
+    seen = []
+
+    class Record(torch.nn.Module):  # remembers its input, predicts class 0
+        def forward(self, x):
+            seen.append(x)
+            return {"logits": torch.zeros(x.shape[0], 3, *x.shape[2:])}
+
+    images = torch.randint(0, 256, (3, 3, 4, 4), dtype=torch.uint8)
+    masks = torch.zeros(3, 4, 4, dtype=torch.long)
+    res = {"m": SimpleNamespace(metrics={"groups": {"tail": [2]}}, model=Record())}
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+    rarest_class_overlays(res, images, masks, num_images=3, num_classes=3,
+                          decode=lambda x: decode_batch(x, mean=mean, std=std))
+    expected = decode_batch(images, mean=mean, std=std)
+    assert seen[0].dtype == torch.float32
+    torch.testing.assert_close(seen[0], expected, rtol=0, atol=0)
+
+
 def test_full_scale_plan_smoke_and_fallback(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     cfg, msg, full = full_scale_plan(data_root=tmp_path)

@@ -1,12 +1,30 @@
 """Data for the engine: whole data sets as in-memory tensors (airbench style).
 
-Every data set the engine trains on is loaded once into tensors (images float32
-``(N, 3, H, W)``, masks int64 ``(N, H, W)`` with 255 = ignore, or labels ``(N,)``)
-and moved to the training device; batches are index selections and the
-augmentations (random horizontal flip; random crop with 4-pixel zero padding for
-CIFAR, as in LDAM-DRW) are vectorised over the batch. Shuffling and augmentation
-draw from a generator seeded by ``(seed, epoch)``, so a resumed run sees exactly
-the batches an uninterrupted run sees.
+Every data set the engine trains on is loaded once into tensors and moved to the
+training device; batches are index selections and the augmentations (random
+horizontal flip; random crop with 4-pixel zero padding for CIFAR, as in LDAM-DRW)
+are vectorised over the batch. Shuffling and augmentation draw from a generator
+seeded by ``(seed, epoch)``, so a resumed run sees exactly the batches an
+uninterrupted run sees.
+
+Storage (what :class:`DataBundle` holds):
+
+- Real data (Cityscapes, CIFAR-LT), whose source pixels are 8-bit: images ``uint8``
+  ``(N, 3, H, W)`` with the raw 0..255 values (Cityscapes is resized bilinearly by
+  PIL *in uint8* by :class:`data_utils.CityscapesSubset`, so no quantisation happens
+  here); Cityscapes masks ``uint8`` ``(N, H, W)`` (trainIds 0..18, 255 = ignore),
+  CIFAR labels int64 ``(N,)``. Each mini-batch is decoded on the device by
+  :func:`decode_batch` — ``float32 / 255`` then ``(x - mean) / std`` (ImageNet
+  statistics for Cityscapes, LDAM-DRW's for CIFAR), masks to int64 — *before*
+  augmentation, with the same float operations the data sets' own float path uses,
+  so the model sees bit-identical inputs to a float32 store.
+- Synthetic data: images float32 ``(N, 3, H, W)`` in [0, 1] (not 8-bit values, so
+  kept as they are) and masks int64 ``(N, H, W)``; decoding leaves them unchanged.
+
+Memory per Cityscapes image at 512x1024: float32 image + int64 mask was
+6,291,456 + 4,194,304 B = 10.0 MiB; uint8 image + uint8 mask is 1,572,864 + 524,288 B
+= 2.0 MiB (the full 2975-image training split: 31.2 GB -> 6.2 GB). A CIFAR image:
+12,288 -> 3,072 B.
 
 Loading uses the data helper's classes (:mod:`data_utils`); the real data root
 is ``config.data_root`` or :func:`data_utils.default_data_dir`.
@@ -18,7 +36,8 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["DataBundle", "load_data", "resolve_data_root", "check_data_available", "iterate_batches", "class_groups"]
+__all__ = ["DataBundle", "load_data", "resolve_data_root", "check_data_available", "iterate_batches", "class_groups",
+           "decode_batch"]
 
 
 @dataclass
@@ -28,9 +47,11 @@ class DataBundle:
     Attributes
     ----------
     train_x, val_x : Tensor
-        ``(N, 3, H, W)`` float32.
+        ``(N, 3, H, W)``: uint8 raw pixels 0..255 for real data (decode batches with
+        :meth:`decode`), float32 model-ready images for synthetic data.
     train_y, val_y : Tensor
-        ``(N, H, W)`` int64 (255 = ignore) or ``(N,)`` int64.
+        ``(N, H, W)`` masks (255 = ignore): uint8 for Cityscapes, int64 for synthetic
+        data; or ``(N,)`` int64 class labels. :meth:`decode` returns int64.
     num_classes : int
     class_counts : Tensor
         ``(K,)`` training pixels (or images) per class.
@@ -39,6 +60,9 @@ class DataBundle:
         training frequency, SPEC §4).
     info : dict
         Imbalance statistics for the record (pixel IF, etc.).
+    mean, std : tuple of 3 floats or None
+        Per-channel normalisation applied by :meth:`decode` to uint8 images after
+        scaling to [0, 1] (None: no normalisation).
     """
 
     train_x: torch.Tensor
@@ -49,11 +73,56 @@ class DataBundle:
     class_counts: torch.Tensor
     groups: dict
     info: dict = field(default_factory=dict)
+    mean: tuple | None = None
+    std: tuple | None = None
 
     def to(self, device) -> "DataBundle":
         for name in ("train_x", "train_y", "val_x", "val_y"):
             setattr(self, name, getattr(self, name).to(device))
         return self
+
+    def decode(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        """Model-ready float32 images (and int64 targets) of stored ``x`` (and ``y``):
+        :func:`decode_batch` with this bundle's ``mean`` / ``std``."""
+        return decode_batch(x, y, mean=self.mean, std=self.std)
+
+
+def decode_batch(x: torch.Tensor, y: torch.Tensor | None = None, *, mean=None, std=None):
+    """Turn a stored mini-batch into model input, on ``x``'s device.
+
+    Parameters
+    ----------
+    x : Tensor
+        ``(B, 3, H, W)`` images: uint8 (raw 0..255) are converted to float32, divided by
+        255 and, when ``mean`` / ``std`` are given, normalised as ``(x - mean) / std``
+        per channel; floating images are returned unchanged (already model-ready).
+    y : Tensor, optional
+        Masks ``(B, H, W)`` or labels ``(B,)`` of any integer dtype; returned as int64.
+    mean, std : sequence of 3 floats, optional
+        Channel statistics of the [0, 1] images (e.g. ImageNet's for Cityscapes).
+
+    Returns
+    -------
+    Tensor or (Tensor, Tensor)
+        ``x`` float32 (or unchanged), and ``y`` int64 when ``y`` was given.
+
+    Notes
+    -----
+    The operations (``float()``, ``/ 255``, ``- mean``, ``/ std`` in float32) are those of
+    :class:`data_utils.CityscapesSubset` / :meth:`data_utils.CIFAR10LT.tensors` followed by
+    normalisation, so the result equals the former float32 store exactly.
+    """
+    if x.dtype == torch.uint8:
+        x = x.float().div_(255.0)
+        if mean is not None:
+            m = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+            s = torch.tensor(std, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+            x = (x - m) / s
+    elif not x.is_floating_point():
+        raise TypeError(f"x must be uint8 or floating-point images, got dtype {x.dtype}")
+    if y is None:
+        return x
+    return x, y.long()
 
 
 # ------------------------------------------------------------------ data roots
@@ -138,16 +207,43 @@ def _plain(v):
 
 # --------------------------------------------------------------------- loading
 def _stack_dataset(ds, num_workers: int = 0, limit: int | None = None):
-    """Stack a map-style data set of (image, target) pairs into two tensors."""
+    """Stack a map-style data set of (image, target) pairs into two tensors (dtype of
+    the items), filling preallocated outputs (peak memory = the result, no copy)."""
     n = len(ds) if limit is None else min(limit, len(ds))
+    x0, y0 = (torch.as_tensor(v) for v in ds[0])
+    xs = torch.empty((n,) + tuple(x0.shape), dtype=x0.dtype)
+    ys = torch.empty((n,) + tuple(y0.shape), dtype=y0.dtype)
     if num_workers > 0 and n > 16:
         loader = torch.utils.data.DataLoader(
             torch.utils.data.Subset(ds, range(n)), batch_size=8, num_workers=num_workers, shuffle=False
         )
-        xs, ys = zip(*[(x, y) for x, y in loader])
-        return torch.cat(xs), torch.cat(ys)
-    xs, ys = zip(*[ds[i] for i in range(n)])
-    return torch.stack([torch.as_tensor(x) for x in xs]), torch.stack([torch.as_tensor(y) for y in ys])
+        s = 0
+        for x, y in loader:
+            xs[s:s + len(x)], ys[s:s + len(x)] = x, y
+            s += len(x)
+        return xs, ys
+    for i in range(n):
+        x, y = ds[i] if i else (x0, y0)
+        xs[i], ys[i] = torch.as_tensor(x), torch.as_tensor(y)
+    return xs, ys
+
+
+class _RawCityscapes(torch.utils.data.Dataset):
+    """``(image (3, H, W) uint8, mask (H, W) uint8)`` items of a
+    :class:`data_utils.CityscapesSubset` (its resized, cached 8-bit arrays, no float)."""
+
+    def __init__(self, ds):
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, index: int):
+        import numpy as np
+
+        image, mask = self.ds.load_arrays(index)
+        image = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+        return image, torch.from_numpy(np.ascontiguousarray(mask))
 
 
 def _synthetic(config):
@@ -175,14 +271,16 @@ def _as_pair(obj):
 
 
 def _cityscapes(config, root: Path):
+    """uint8 images ``(N, 3, H, W)`` (PIL bilinear resize in uint8) and uint8 trainId
+    masks ``(N, H, W)`` (int64 if ``num_classes >= 255``) of the train and val splits."""
     from data_utils import CityscapesSubset
 
     size = config.image_size or (256, 512)
     out = []
     for split in ("train", "val"):
-        ds = CityscapesSubset(root, split=split, size=size, normalize=True)  # ImageNet mean / std
-        x, y = _stack_dataset(ds, config.num_workers, config.limit_images)
-        out += [x.float(), y.long()]
+        ds = CityscapesSubset(root, split=split, size=size)
+        x, y = _stack_dataset(_RawCityscapes(ds), config.num_workers, config.limit_images)
+        out += [x, y if config.num_classes < 255 else y.long()]
     return tuple(out)
 
 
@@ -192,38 +290,50 @@ _CIFAR_STD = (0.2023, 0.1994, 0.2010)
 
 
 def _cifar(config, root: Path):
+    """uint8 images ``(N, 3, 32, 32)`` and int64 labels ``(N,)`` of the train and test splits."""
+    import numpy as np
+
     import data_utils
 
     cls = data_utils.CIFAR10LT if config.dataset == "cifar10-lt" else data_utils.CIFAR100LT
-    mean = torch.tensor(_CIFAR_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(_CIFAR_STD).view(1, 3, 1, 1)
     out = []
     for train in (True, False):
         ds = cls(root, train=train, imbalance_factor=config.imbalance_factor,
                  verify_checksums=config.verify_checksums)
-        x, y = ds.tensors()  # (N, 3, 32, 32) in [0, 1], (N,)
+        # the raw (N, 32, 32, 3) uint8 pixels that ds.tensors() scales to [0, 1]
+        x = torch.from_numpy(np.ascontiguousarray(ds.data)).permute(0, 3, 1, 2).contiguous()
+        y = torch.as_tensor(ds.targets, dtype=torch.long)
         if config.limit_images is not None and config.limit_images < len(y):
             # a fixed random subset (the files may be ordered by class)
             keep = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))[:config.limit_images]
             x, y = x[keep.sort().values], y[keep.sort().values]
-        out += [(x - mean) / std, y]
+        out += [x, y]
     return tuple(out)
 
 
 def load_data(config) -> DataBundle:
-    """Load ``config.dataset`` into a :class:`DataBundle` (on the CPU)."""
+    """Load ``config.dataset`` into a :class:`DataBundle` (on the CPU).
+
+    Real data are stored as uint8 (decode batches with :meth:`DataBundle.decode`),
+    synthetic data as float32 / int64; see the module docstring for the memory figures.
+    """
     root = resolve_data_root(config)
+    mean = std = None
     if config.dataset == "synthetic":
         tx, ty, vx, vy = _synthetic(config)
     elif config.dataset == "cityscapes":
+        from data_utils import CityscapesSubset
+
         tx, ty, vx, vy = _cityscapes(config, root)
+        mean, std = tuple(CityscapesSubset.mean), tuple(CityscapesSubset.std)  # ImageNet statistics
     else:
         tx, ty, vx, vy = _cifar(config, root)
+        mean, std = _CIFAR_MEAN, _CIFAR_STD
     k = config.num_classes
     valid = ty[ty != 255]
     counts = torch.bincount(valid.flatten(), minlength=k)[:k]
     groups, info = class_groups(counts, ty if ty.dim() == 3 else None, k)
-    return DataBundle(tx, ty, vx, vy, k, counts, groups, info)
+    return DataBundle(tx, ty, vx, vy, k, counts, groups, info, mean=mean, std=std)
 
 
 # -------------------------------------------------------------------- batches
@@ -233,14 +343,24 @@ def epoch_generator(seed: int, epoch: int, rank: int = 0) -> torch.Generator:
 
 
 def iterate_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, *, seed: int, epoch: int,
-                    augment: bool, task: str, rank: int = 0, world_size: int = 1, drop_last: bool = True):
+                    augment: bool, task: str, rank: int = 0, world_size: int = 1, drop_last: bool = True,
+                    mean=None, std=None):
     """Yield ``(x_batch, y_batch)`` for one epoch.
 
     A global permutation (same on every rank) is cut into global batches of
     ``batch_size``; rank ``r`` of ``world_size`` takes the r-th contiguous slice of each,
     so a distributed run sees exactly the global batches of a single-process run.
-    Augmentation: random horizontal flip (and for classification a random 32x32 crop
-    of the 4-pixel zero-padded image, LDAM-DRW), drawn per global batch.
+    Each selected batch is decoded on ``x``'s device (:func:`decode_batch` with ``mean``
+    / ``std``: uint8 -> float32 / 255, normalised; targets -> int64) before augmentation:
+    random horizontal flip (and for classification a random 32x32 crop of the 4-pixel
+    zero-padded normalised image, LDAM-DRW), drawn per global batch.
+
+    Yields
+    ------
+    x_batch : Tensor
+        ``(b, 3, H, W)`` float32 (``b = batch_size // world_size``).
+    y_batch : Tensor
+        ``(b, H, W)`` or ``(b,)`` int64.
     """
     g = epoch_generator(seed, epoch)
     n = x.shape[0]
@@ -262,7 +382,7 @@ def iterate_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, *, seed: 
                 if task == "classification":
                     offs = offs[sl]
         dev_idx = idx.to(x.device)
-        xb, yb = x.index_select(0, dev_idx), y.index_select(0, dev_idx)
+        xb, yb = decode_batch(x.index_select(0, dev_idx), y.index_select(0, dev_idx), mean=mean, std=std)
         if augment:
             f = flip.to(x.device)
             xb = torch.where(f.view(-1, 1, 1, 1), xb.flip(-1), xb)

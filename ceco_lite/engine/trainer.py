@@ -28,7 +28,7 @@ from torch import nn
 
 from .checkpoint import atomic_save, atomic_write_json, load_checkpoint, rng_state, set_rng_state
 from .config import TrainConfig
-from .data import DataBundle, check_data_available, iterate_batches, load_data
+from .data import DataBundle, check_data_available, decode_batch, iterate_batches, load_data
 from .metrics import ConfusionEvaluator
 from .schedule import LRFactor, build_scheduler
 
@@ -191,14 +191,19 @@ def _autocast(device: torch.device, enabled: bool):
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, task: str, num_classes: int,
              groups: dict | None = None, batch_size: int = 16, amp: bool = False,
-             channels_last: bool = False) -> dict:
+             channels_last: bool = False, mean=None, std=None) -> dict:
     """mIoU / per-class IoU (or top-1 / per-class accuracy) and head/common/tail means
     of ``model`` on ``(x, y)``, using only the pixel branch (argmax of the logits).
+
+    ``x`` is ``(N, 3, H, W)`` float32 model input, or uint8 raw pixels decoded per batch
+    (:func:`ceco_lite.engine.data.decode_batch`: / 255, then ``(x - mean) / std`` when
+    ``mean`` / ``std`` are given, e.g. a :class:`DataBundle`'s); ``y`` any integer dtype.
     """
     was_training = model.training
     model.eval()
     ev = ConfusionEvaluator(num_classes, task, ignore_index=IGNORE_INDEX, device=x.device)
-    for out, yb in _model_batches(model, x, y, batch_size=batch_size, amp=amp, channels_last=channels_last):
+    for out, yb in _model_batches(model, x, y, batch_size=batch_size, amp=amp, channels_last=channels_last,
+                                  mean=mean, std=std):
         logits = out["logits"]
         if task == "segmentation" and logits.shape[-2:] != yb.shape[-2:]:
             logits = F.interpolate(logits.float(), size=yb.shape[-2:], mode="bilinear", align_corners=False)
@@ -207,10 +212,11 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, task: str, n
     return ev.compute(groups)
 
 
-def _model_batches(model, x, y, *, batch_size, amp, channels_last):
-    """``(model(xb), yb)`` over mini-batches of ``(x, y)`` (autocast around the forward only)."""
+def _model_batches(model, x, y, *, batch_size, amp, channels_last, mean=None, std=None):
+    """``(model(xb), yb)`` over mini-batches of ``(x, y)``, each decoded on the device
+    (:func:`decode_batch`; autocast around the forward only)."""
     for s in range(0, x.shape[0], batch_size):
-        xb, yb = x[s:s + batch_size], y[s:s + batch_size]
+        xb, yb = decode_batch(x[s:s + batch_size], y[s:s + batch_size], mean=mean, std=std)
         if channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
         with _autocast(x.device, amp):
@@ -218,8 +224,9 @@ def _model_batches(model, x, y, *, batch_size, amp, channels_last):
         yield out, yb
 
 
-def _feature_batches(model, x, y, *, task, batch_size, amp, channels_last):
-    for out, yb in _model_batches(model, x, y, batch_size=batch_size, amp=amp, channels_last=channels_last):
+def _feature_batches(model, x, y, *, task, batch_size, amp, channels_last, mean=None, std=None):
+    for out, yb in _model_batches(model, x, y, batch_size=batch_size, amp=amp, channels_last=channels_last,
+                                  mean=mean, std=std):
         feats = out["features"].float()
         if task == "segmentation":
             from ceco_lite.centers import align_features_and_labels
@@ -230,13 +237,14 @@ def _feature_batches(model, x, y, *, task, batch_size, amp, channels_last):
 
 @torch.no_grad()
 def collect_nc_stats(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, task: str, num_classes: int,
-                     batch_size: int = 16, amp: bool = False, channels_last: bool = False) -> dict:
+                     batch_size: int = 16, amp: bool = False, channels_last: bool = False,
+                     mean=None, std=None) -> dict:
     """Neural-collapse statistics (:class:`ceco_lite.NCAccumulator`, SPEC §3) of the
     model's features on ``(x, y)`` in eval mode, with the pixel classifier ``W`` (d, K).
 
     Segmentation labels are resampled (nearest) to the feature resolution
     (:func:`ceco_lite.align_features_and_labels`). Returns ``{}`` when fewer than two
-    classes are present.
+    classes are present. uint8 ``x`` is decoded per batch as in :func:`evaluate`.
     """
     from ceco_lite.nc import NCAccumulator
 
@@ -244,7 +252,7 @@ def collect_nc_stats(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, task
     model.eval()
     acc = NCAccumulator(num_classes, model.feature_dim, ignore_index=IGNORE_INDEX)
     for feats, yb in _feature_batches(model, x, y, task=task, batch_size=batch_size, amp=amp,
-                                      channels_last=channels_last):
+                                      channels_last=channels_last, mean=mean, std=std):
         acc.update(feats, yb)
     model.train(was_training)
     try:
@@ -255,13 +263,14 @@ def collect_nc_stats(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, task
 
 
 @torch.no_grad()
-def _sample_features(model, x, y, *, task, num_classes, per_class, batch_size, amp, channels_last, seed):
+def _sample_features(model, x, y, *, task, num_classes, per_class, batch_size, amp, channels_last, seed,
+                     mean=None, std=None):
     """Up to ``per_class`` features per class from ``(x, y)`` (uniformly sampled, seeded)."""
     was_training = model.training
     model.eval()
     zs, ys = [], []
     for feats, yb in _feature_batches(model, x, y, task=task, batch_size=batch_size, amp=amp,
-                                      channels_last=channels_last):
+                                      channels_last=channels_last, mean=mean, std=std):
         if feats.dim() == 4:
             feats = feats.permute(0, 2, 3, 1).reshape(-1, feats.shape[1])
         yb = yb.reshape(-1)
@@ -453,7 +462,7 @@ def _train(config: TrainConfig, callback, is_dist: bool, rank: int, world: int) 
             t0 = time.perf_counter()
             batches = iterate_batches(data.train_x, data.train_y, config.batch_size, seed=config.seed,
                                       epoch=epoch, augment=config.augment, task=config.task, rank=rank,
-                                      world_size=world)
+                                      world_size=world, mean=data.mean, std=data.std)
             step_bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch + 1}", disable=not show,
                             leave=False, dynamic_ncols=True)
             for xb, yb in step_bar:
@@ -488,11 +497,13 @@ def _train(config: TrainConfig, callback, is_dist: bool, rank: int, world: int) 
             if is_main and ((epoch + 1) % config.eval_every == 0 or last):
                 record.update(evaluate(model, data.val_x, data.val_y, task=config.task,
                                        num_classes=config.num_classes, groups=data.groups,
-                                       batch_size=eval_bs, amp=amp, channels_last=channels_last))
+                                       batch_size=eval_bs, amp=amp, channels_last=channels_last,
+                                       mean=data.mean, std=data.std))
             if is_main and ((epoch + 1) % config.nc_every == 0 or last):
                 record["nc"] = collect_nc_stats(model, nc_x, nc_y, task=config.task,
                                                 num_classes=config.num_classes, batch_size=eval_bs,
-                                                amp=amp, channels_last=channels_last)
+                                                amp=amp, channels_last=channels_last, mean=data.mean,
+                                                std=data.std)
             history.append(record)
             if is_main and run_dir:
                 if config.checkpoint:
@@ -524,7 +535,8 @@ def _train(config: TrainConfig, callback, is_dist: bool, rank: int, world: int) 
         if "per_class" not in final:  # e.g. resumed after the last epoch or eval_every skipped it
             final = dict(final)
             final.update(evaluate(model, data.val_x, data.val_y, task=config.task, num_classes=config.num_classes,
-                                  groups=data.groups, batch_size=eval_bs, amp=amp, channels_last=channels_last))
+                                  groups=data.groups, batch_size=eval_bs, amp=amp, channels_last=channels_last,
+                                  mean=data.mean, std=data.std))
         key = "miou" if config.task == "segmentation" else "top1"
         metrics = {
             key: final.get(key), "per_class": final.get("per_class"),
@@ -541,7 +553,8 @@ def _train(config: TrainConfig, callback, is_dist: bool, rank: int, world: int) 
         if config.save_features > 0:
             features = _sample_features(model, data.val_x, data.val_y, task=config.task,
                                         num_classes=config.num_classes, per_class=config.save_features,
-                                        batch_size=eval_bs, amp=amp, channels_last=channels_last, seed=config.seed)
+                                        batch_size=eval_bs, amp=amp, channels_last=channels_last, seed=config.seed,
+                                        mean=data.mean, std=data.std)
             if run_dir:
                 atomic_save(features, run_dir / "features.pt")
         if run_dir:

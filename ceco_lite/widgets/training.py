@@ -164,7 +164,7 @@ def snapshot_callback(config, root, name: str, epochs: Sequence[int], *, max_ima
             return
         if "data" not in cache:
             data = load_data(config)
-            cache["data"] = (data.val_x[:max_images], data.val_y[:max_images])
+            cache["data"] = data.decode(data.val_x[:max_images], data.val_y[:max_images])  # uint8 -> model input
         x, y = cache["data"]
         ck = load_checkpoint(run_dir / "checkpoint.pt", map_location="cpu")
         model = build_model(config.model, config.num_classes, fixed_classifier=config.fixed_pixel_classifier,
@@ -343,12 +343,16 @@ class TSNEExplorer:
 
 # ------------------------------------------------------------------- overlays
 def rarest_class_overlays(results: Mapping[str, object], images, masks, *, num_images: int = 4, palette=None,
-                          num_classes: int | None = None):
+                          num_classes: int | None = None, decode=None):
     """Validation images holding the rarest classes, ground truth and each run's prediction.
 
     Images are ranked by how many pixels of the rarest classes (tail third by training
     frequency) they contain; predictions are the argmax of each run's pixel classifier
     (``result.model``), as in evaluation.
+
+    ``images`` are the engine's stored validation images ``(N, 3, H, W)``: float32 in
+    [0, 1] (synthetic) or uint8 (real data sets). ``decode`` (e.g. the data bundle's
+    ``DataBundle.decode``) turns them into model input; uint8 images are shown as ``x / 255``.
     """
     import torch
 
@@ -360,11 +364,14 @@ def rarest_class_overlays(results: Mapping[str, object], images, masks, *, num_i
     score = torch.isin(masks, torch.tensor(tail)).flatten(1).sum(1) if tail else torch.zeros(len(masks))
     pick = torch.argsort(score, descending=True, stable=True)[:num_images]
     x = torch.as_tensor(images)[pick]
+    x_model = decode(x) if decode is not None else x.float()
+    if x.dtype == torch.uint8:
+        x = x.float() / 255.0
     rows = {"ground truth": [m for m in masks[pick]]}
     for name, r in results.items():
         model = r.model.to("cpu").eval()
         with torch.no_grad():
-            logits = model(x.float())["logits"]
+            logits = model(x_model)["logits"]
             if logits.shape[-2:] != masks.shape[-2:]:
                 logits = torch.nn.functional.interpolate(logits, size=masks.shape[-2:], mode="bilinear",
                                                          align_corners=False)
