@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .centers import _check_ignore_index as _check_ignore_index_centers
 from .centers import align_features_and_labels, class_sums
 from .etf import simplex_etf
 
@@ -51,12 +52,11 @@ def _check_int(value, name: str, minimum: int) -> int:
 
 
 def _check_ignore_index(ignore_index, num_classes: int) -> int | None:
-    """``None``, or an int in ``[-2**62, 0)`` or ``>= num_classes`` (the label of ignored pixels)."""
-    if ignore_index is None:
-        return None
-    ignore_index = _check_int(ignore_index, "ignore_index", -(2**62))
-    if 0 <= ignore_index < num_classes:
-        raise ValueError(f"ignore_index must lie outside [0, num_classes) = [0, {num_classes}), got {ignore_index}")
+    """``None``, or an int in ``[-2**62, 0)`` or ``>= num_classes`` (the label of ignored pixels):
+    :func:`ceco_lite.centers._check_ignore_index` plus the losses' lower bound."""
+    ignore_index = _check_ignore_index_centers(ignore_index, num_classes)
+    if ignore_index is not None and ignore_index < -(2**62):
+        raise ValueError(f"ignore_index must be >= {-(2**62)}, got {ignore_index}")
     return ignore_index
 
 

@@ -188,9 +188,11 @@ class _LongTailMixin:
         """Images per class (LDAM-DRW's name), for class-balanced losses."""
         return list(self.num_per_class)
 
-    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """All images as ``(N, 3, 32, 32)`` float32 in [0, 1] and targets ``(N,)`` int64 (no transforms)."""
-        x = torch.from_numpy(np.ascontiguousarray(self.data)).permute(0, 3, 1, 2).float().div_(255.0)
+    def tensors(self, *, raw: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """All images as ``(N, 3, 32, 32)`` float32 in [0, 1] (``raw=True``: the stored
+        uint8 pixels 0..255, contiguous) and targets ``(N,)`` int64 (no transforms)."""
+        x = torch.from_numpy(np.ascontiguousarray(self.data)).permute(0, 3, 1, 2)
+        x = x.contiguous() if raw else x.float().div_(255.0)
         return x, torch.as_tensor(self.targets, dtype=torch.long)
 
 

@@ -344,20 +344,26 @@ class CityscapesSubset(Dataset):
                 pass
         return torch.from_numpy(self._decode_label(index).astype(np.int64))
 
+    def load_tensors(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The resized pair as tensors, 8-bit as cached: image ``(3, H, W)`` uint8 and
+        trainId mask ``(H, W)`` uint8 (255 = ignore); no augmentation, no normalisation."""
+        image, mask = self.load_arrays(index)
+        return (torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1),
+                torch.from_numpy(np.ascontiguousarray(mask)))
+
     def __getitem__(self, index: int):
         if index < 0:
             index += len(self)
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} images")
-        image, mask = self.load_arrays(index)
-        image = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
-        mask = torch.from_numpy(mask.astype(np.int64))
+        image, mask = self.load_tensors(index)
+        image, mask = image.float().div_(255.0), mask.long()
         if self.augment:
             image, mask = self._augment(image, mask)
         if self.normalize:
-            mean = torch.tensor(self.mean).view(3, 1, 1)
-            std = torch.tensor(self.std).view(3, 1, 1)
-            image = (image - mean) / std
+            from torchvision.transforms.v2.functional import normalize
+
+            image = normalize(image, list(self.mean), list(self.std))
         if self.transforms is not None:
             image, mask = self.transforms(image, mask)
         return image, mask

@@ -86,6 +86,10 @@ def test_cifar10_lt_matches_ldam_reference(tmp_path):
     x, y = ds.tensors()
     assert x.shape == (len(ds), 3, 32, 32) and x.dtype == torch.float32 and y.dtype == torch.int64
     assert float(x.max()) <= 1.0
+    raw, y_raw = ds.tensors(raw=True)  # the stored pixels, channel-first
+    assert raw.dtype == torch.uint8 and raw.is_contiguous() and torch.equal(y_raw, y)
+    assert torch.equal(raw, torch.from_numpy(ds.data).permute(0, 3, 1, 2))
+    assert torch.equal(raw.float().div_(255.0), x)
     # a different seed picks different images, same counts
     with pytest.warns(UserWarning):
         other = CIFAR10LT(root, imbalance_factor=10, verify_checksums=False, seed=1)

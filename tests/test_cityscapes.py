@@ -65,6 +65,15 @@ def test_items_sizes_and_trainids(cityscapes_root, tmp_path):
     # images: PIL bilinear resize
     rgb = np.array(Image.open(ds.images[0]).convert("RGB").resize((32, 16), Image.BILINEAR))
     assert torch.allclose(image, torch.from_numpy(rgb).permute(2, 0, 1).float() / 255)
+    # the 8-bit tensors behind the item
+    raw_image, raw_mask = ds.load_tensors(0)
+    assert raw_image.dtype == torch.uint8 and raw_mask.dtype == torch.uint8
+    assert np.array_equal(raw_image.permute(1, 2, 0).numpy(), rgb)
+    assert np.array_equal(raw_mask.numpy(), expected)
+    normed, _ = CityscapesSubset(cityscapes_root, "train", size=(16, 32), cache_dir=tmp_path / "cache",
+                                 normalize=True)[0]
+    mean, std = torch.tensor(ds.mean).view(3, 1, 1), torch.tensor(ds.std).view(3, 1, 1)
+    assert torch.equal(normed, (image - mean) / std)
     full = CityscapesSubset(cityscapes_root, "val", size=None, cache_dir=False)
     _, m = full[1]
     assert m.shape == (32, 64)

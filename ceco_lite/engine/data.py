@@ -115,9 +115,9 @@ def decode_batch(x: torch.Tensor, y: torch.Tensor | None = None, *, mean=None, s
     if x.dtype == torch.uint8:
         x = x.float().div_(255.0)
         if mean is not None:
-            m = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
-            s = torch.tensor(std, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
-            x = (x - m) / s
+            from torchvision.transforms.v2.functional import normalize
+
+            x = normalize(x, list(mean), list(std))  # (x - mean) / std per channel
     elif not x.is_floating_point():
         raise TypeError(f"x must be uint8 or floating-point images, got dtype {x.dtype}")
     if y is None:
@@ -230,7 +230,8 @@ def _stack_dataset(ds, num_workers: int = 0, limit: int | None = None):
 
 class _RawCityscapes(torch.utils.data.Dataset):
     """``(image (3, H, W) uint8, mask (H, W) uint8)`` items of a
-    :class:`data_utils.CityscapesSubset` (its resized, cached 8-bit arrays, no float)."""
+    :class:`data_utils.CityscapesSubset` (:meth:`~data_utils.CityscapesSubset.load_tensors`:
+    its resized, cached 8-bit arrays, no float)."""
 
     def __init__(self, ds):
         self.ds = ds
@@ -239,11 +240,7 @@ class _RawCityscapes(torch.utils.data.Dataset):
         return len(self.ds)
 
     def __getitem__(self, index: int):
-        import numpy as np
-
-        image, mask = self.ds.load_arrays(index)
-        image = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
-        return image, torch.from_numpy(np.ascontiguousarray(mask))
+        return self.ds.load_tensors(index)
 
 
 def _synthetic(config):
@@ -291,8 +288,6 @@ _CIFAR_STD = (0.2023, 0.1994, 0.2010)
 
 def _cifar(config, root: Path):
     """uint8 images ``(N, 3, 32, 32)`` and int64 labels ``(N,)`` of the train and test splits."""
-    import numpy as np
-
     import data_utils
 
     cls = data_utils.CIFAR10LT if config.dataset == "cifar10-lt" else data_utils.CIFAR100LT
@@ -300,9 +295,7 @@ def _cifar(config, root: Path):
     for train in (True, False):
         ds = cls(root, train=train, imbalance_factor=config.imbalance_factor,
                  verify_checksums=config.verify_checksums)
-        # the raw (N, 32, 32, 3) uint8 pixels that ds.tensors() scales to [0, 1]
-        x = torch.from_numpy(np.ascontiguousarray(ds.data)).permute(0, 3, 1, 2).contiguous()
-        y = torch.as_tensor(ds.targets, dtype=torch.long)
+        x, y = ds.tensors(raw=True)  # (N, 3, 32, 32) uint8, (N,) int64
         if config.limit_images is not None and config.limit_images < len(y):
             # a fixed random subset (the files may be ordered by class)
             keep = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))[:config.limit_images]
