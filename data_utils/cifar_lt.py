@@ -67,6 +67,16 @@ def cifar_lt_counts(n_max: int, num_classes: int, imbalance_factor: float, profi
     return [int(n_max) if i < C // 2 else int(n_max * imb) for i in range(C)]
 
 
+#: LDAM-DRW's channel statistics of CIFAR images (used to normalise them).
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2023, 0.1994, 0.2010)
+#: CIFAR-10 class names, in label order (the official ``batches.meta``).
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+#: Where to get the data set (one sentence, appended to "not found" errors).
+HOW_TO_GET = ("CIFAR-10/100 (python version): data_utils.CIFAR10LT(root, download=True) downloads it with "
+              "torchvision, or unpack the official archives from https://www.cs.toronto.edu/~kriz/cifar.html.")
+
+
 class _LongTailMixin:
     """Shared logic of :class:`CIFAR10LT` and :class:`CIFAR100LT`."""
 
@@ -248,3 +258,25 @@ class CIFAR100LT(_LongTailMixin, torchvision.datasets.CIFAR100):
     """
 
     num_classes = 100
+
+
+def load_split(cls, root, request) -> tuple[torch.Tensor, torch.Tensor]:
+    """One split of CIFAR-LT as 8-bit tensors for the engine (:class:`data_utils.registry.LoadRequest`).
+
+    ``cls`` is :class:`CIFAR10LT` or :class:`CIFAR100LT`; the training split is
+    long-tailed with ``request.imbalance_factor``, the test split balanced. With
+    ``request.limit`` a fixed random subset (seed 0) of that many images is kept
+    (the files are ordered by class).
+
+    Returns
+    -------
+    (Tensor, Tensor)
+        ``(N, 3, 32, 32)`` uint8 images and ``(N,)`` int64 labels.
+    """
+    ds = cls(root, train=request.split == "train", imbalance_factor=request.imbalance_factor,
+             verify_checksums=request.verify_checksums)
+    x, y = ds.tensors(raw=True)
+    if request.limit is not None and request.limit < len(y):
+        keep = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))[:request.limit].sort().values
+        x, y = x[keep], y[keep]
+    return x, y

@@ -28,6 +28,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from .stacking import stack_dataset
+
 __all__ = [
     "CityscapesSubset",
     "CITYSCAPES_CLASSES",
@@ -65,6 +67,14 @@ for _label_id, _train_id in {
 }.items():
     LABEL_ID_TO_TRAIN_ID[_label_id] = _train_id
 del _label_id, _train_id
+
+#: ImageNet channel statistics, used to normalise Cityscapes (and CamVid) images.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+#: Where to get the data set (one sentence, appended to "not found" errors).
+HOW_TO_GET = ("Cityscapes needs a free registration at https://www.cityscapes-dataset.com: download "
+              "leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip and unzip both into one folder.")
 
 _LAYOUT_HELP = (
     "Expected the official Cityscapes layout: <root>/leftImg8bit/<split>/<city>/*_leftImg8bit.png and "
@@ -182,8 +192,8 @@ class CityscapesSubset(Dataset):
     ignore_index = IGNORE_INDEX
     classes = CITYSCAPES_CLASSES
     palette = CITYSCAPES_PALETTE
-    mean = (0.485, 0.456, 0.406)
-    std = (0.229, 0.224, 0.225)
+    mean = IMAGENET_MEAN
+    std = IMAGENET_STD
 
     def __init__(
         self,
@@ -397,3 +407,29 @@ class CityscapesSubset(Dataset):
 
     def __repr__(self) -> str:
         return f"CityscapesSubset(root={str(self.root)!r}, {self.extra_repr()})"
+
+
+class _RawPairs(Dataset):
+    """The 8-bit ``(image (3, H, W), mask (H, W))`` items of a data set with ``load_tensors``."""
+
+    def __init__(self, ds):
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, index: int):
+        return self.ds.load_tensors(index)
+
+
+def load_split(root, request) -> tuple[torch.Tensor, torch.Tensor]:
+    """One split as 8-bit tensors for the engine (:class:`data_utils.registry.LoadRequest`).
+
+    Returns
+    -------
+    (Tensor, Tensor)
+        ``(N, 3, H, W)`` uint8 images (resized bilinearly by PIL in uint8) and
+        ``(N, H, W)`` uint8 trainId masks (255 = ignore), the first ``request.limit`` pairs.
+    """
+    ds = CityscapesSubset(root, split=request.split, size=request.size or (256, 512))
+    return stack_dataset(_RawPairs(ds), limit=request.limit, num_workers=request.num_workers)

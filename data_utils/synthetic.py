@@ -555,3 +555,32 @@ class SyntheticSegmentation(Dataset):
     def palette(self) -> np.ndarray:
         """Display colours ``(K, 3)`` uint8, see :func:`palette`."""
         return palette(self.num_classes)
+
+
+def class_names(num_classes: int) -> list[str]:
+    """Display names ``"k (head|common|tail)"`` of the generator's classes
+    (groups of :func:`synthetic_class_structure`)."""
+    s = synthetic_class_structure(num_classes)
+    group = {int(k): g for g in ("head", "common", "tail") for k in s[g]}
+    return [f"{k} ({group[k]})" for k in range(num_classes)]
+
+
+def load_split(root, request) -> tuple[torch.Tensor, torch.Tensor]:
+    """One split of generated data for the engine (:class:`data_utils.registry.LoadRequest`).
+
+    ``request.options`` are keyword arguments of :func:`make_synthetic_segmentation`;
+    its ``seed`` (default 0) seeds the training split and ``val_seed`` (default
+    ``seed + 10000``) the evaluation split, so the two never share images.
+
+    Returns
+    -------
+    (Tensor, Tensor)
+        ``(N, 3, H, W)`` float32 images in [0, 1] and ``(N, H, W)`` int64 masks.
+    """
+    opts = dict(request.options)
+    data_seed = int(opts.pop("seed", 0))
+    val_seed = int(opts.pop("val_seed", data_seed + 10_000))
+    seed = data_seed if request.split == "train" else val_seed
+    x, y = make_synthetic_segmentation(request.num_images, request.num_classes, request.size or (32, 32),
+                                       request.imbalance_factor, seed=seed, **opts)
+    return x.float(), y.long()
