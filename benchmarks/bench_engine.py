@@ -21,14 +21,14 @@ def main(argv=None) -> None:
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--device", default=None)
-    p.add_argument("--lambda", dest="lam", type=float, default=0.4)
+    p.add_argument("--ceco-lambda", "--lambda", dest="ceco_lambda", type=float, default=0.4)
     args = p.parse_args(argv)
     over = dict(progress=False, max_steps=args.steps, epochs=10_000, eval_every=10_000, nc_every=10_000)
     if args.device:
         over["device"] = args.device
     times = {"CE": [], "CeCo": []}
     for _ in range(args.rounds):
-        for arm, lam in (("CE", 0.0), ("CeCo", args.lam)):
+        for arm, lam in (("CE", 0.0), ("CeCo", args.ceco_lambda)):
             res = train(get_preset(args.preset, ceco_lambda=lam, **over))
             h = res.history
             per_epoch = [(r["epoch_time"], r["step"] - (h[i - 1]["step"] if i else 0)) for i, r in enumerate(h)]

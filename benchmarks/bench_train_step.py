@@ -112,12 +112,12 @@ def bench_model(name, args, device, amp_dtype, CenterCollapseLoss):
     ceco = CenterCollapseLoss(args.num_classes, base_model.feature_dim,
                               generator=torch.Generator().manual_seed(0)).to(device)
     models = {"base": base_model, "ceco": copy.deepcopy(base_model)}
-    steps = {"base": make_step(models["base"], criterion, None, args.lam, x, y, device, amp_dtype),
-             "ceco": make_step(models["ceco"], criterion, ceco, args.lam, x, y, device, amp_dtype)}
+    steps = {"base": make_step(models["base"], criterion, None, args.ceco_lambda, x, y, device, amp_dtype),
+             "ceco": make_step(models["ceco"], criterion, ceco, args.ceco_lambda, x, y, device, amp_dtype)}
     if args.profile:
         models["ceco_noval"] = copy.deepcopy(base_model)
         steps["ceco_noval"] = _without_validation(
-            make_step(models["ceco_noval"], criterion, ceco, args.lam, x, y, device, amp_dtype))
+            make_step(models["ceco_noval"], criterion, ceco, args.ceco_lambda, x, y, device, amp_dtype))
     for _ in range(args.warmup):
         for s in steps.values():
             s()
@@ -189,7 +189,7 @@ def main(argv=None):
     p.add_argument("--size", type=int, default=None, help="override the per-model default image size")
     p.add_argument("--steps", type=int, default=None, help="timed steps per variant (default cpu 40, cuda 100)")
     p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--lam", type=float, default=0.4, help="CeCo loss weight lambda")
+    p.add_argument("--ceco-lambda", dest="ceco_lambda", type=float, default=0.4, help="CeCo loss weight λ")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
     p.add_argument("--channels-last", action="store_true", help="channels-last on CPU (always on for CUDA)")
     p.add_argument("--no-amp", action="store_true", help="disable bf16 autocast on CUDA")
@@ -214,7 +214,7 @@ def main(argv=None):
               f"{amp_dtype is not None}  channels-last", flush=True)
     else:
         print(f"device: cpu ({torch.get_num_threads()} threads)  torch {torch.__version__}", flush=True)
-    print(f"K = {args.num_classes}, lambda = {args.lam}, {args.steps} interleaved steps per variant, "
+    print(f"K = {args.num_classes}, lambda = {args.ceco_lambda}, {args.steps} interleaved steps per variant, "
           f"{args.warmup} warm-up; goal overhead <= +3 % (CeCo paper Table 11: +9.37 % to +10.2 %)", flush=True)
     for name in [n.strip() for n in args.models.split(",") if n.strip()]:
         bench_model(name, args, device, amp_dtype, CenterCollapseLoss)

@@ -73,7 +73,7 @@ def lesson4(repeats: int) -> dict[str, list[float]]:
     if_values = [v * (1 + 0.01 * r) for r in range(repeats) for v in (10.0, 31.6, 316.0, 1000.0, 3.16)]
     return {
         "imbalance factor (retrain)": _time_moves(ex.if_slider, if_values, 1),
-        "λ": _time_moves(ex.lam_slider, [0.1, 0.3, 0.7, 1.0, 0.5], repeats),
+        "λ": _time_moves(ex.ceco_lambda_slider, [0.1, 0.3, 0.7, 1.0, 0.5], repeats),
         "α": _time_moves(ex.alpha_slider, [0.5, 2.0, 3.0, 1.0], repeats),
     }
 

@@ -2,14 +2,19 @@
 
 Sub-commands::
 
-    ceco-lite train   --preset NAME [--lambda L] [--epochs E] [--seed S] [--out DIR] ...
-    ceco-lite compare --preset NAME --seeds 0 1 2 [--lambda L] [--out DIR] ...
+    ceco-lite train   --preset NAME [--ceco-lambda L] [--epochs E] [--seed S] [--out DIR] [--resume | --overwrite]
+    ceco-lite compare --preset NAME --seeds 0 1 2 [--ceco-lambda L] [--out ROOT] ...
     ceco-lite presets
 
 ``train`` prints a results table (mIoU or top-1, head / common / tail and the
-centres' neural-collapse statistics) and writes ``DIR/metrics.json``; ``compare``
-trains λ = 0 and CeCo for every seed and prints both side by side with the paired
-difference and its spread. Multi-GPU: ``torchrun --nproc_per_node=N -m ceco_lite train ...``.
+centres' neural-collapse statistics) and writes ``DIR/metrics.json``; without
+``--out`` the run folder is ``runs/<preset>/lam<λ>-seed<S>-<tag>``, unique per
+configuration. An existing run is never replaced: ``--resume`` continues it,
+``--overwrite`` starts it again. ``compare`` trains λ = 0 and CeCo for every seed
+and prints both side by side with the paired difference and its spread.
+Multi-GPU: ``torchrun --nproc_per_node=N -m ceco_lite train ...``. Errors are printed
+in one line (exit status 2; 3 when training diverged); set ``CECO_LITE_TRACEBACK=1``
+for the full traceback.
 """
 from __future__ import annotations
 
@@ -17,24 +22,39 @@ import argparse
 import json
 import math
 import os
+import shlex
 import sys
 from pathlib import Path
 
+from .engine import PRESET_DESCRIPTIONS, PRESETS, RunResult, TrainingDiverged, compare, get_preset, run_dir, train
+from .fileio import CorruptFileError, FolderLockedError
+
 __all__ = ["main", "build_parser", "config_from_args", "format_results"]
+
+#: argparse destination -> TrainConfig field, for the named options
+_FIELDS = ("ceco_lambda", "epochs", "batch_size", "lr", "device", "max_steps", "image_size", "num_images",
+           "imbalance_factor", "data_root", "model", "ceco_variant", "fixed_pixel_classifier", "ceco_sync",
+           "in2nect_weight", "save_features", "num_threads", "amp", "compile", "progress", "seed", "ignore_index",
+           "verify_checksums", "limit_images")
 
 
 def _add_overrides(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", required=True, help="preset name (see `ceco-lite presets`)")
-    p.add_argument("--lambda", dest="ceco_lambda", type=float, help="CeCo weight λ (0 = CE baseline)")
+    p.add_argument("--ceco-lambda", "--lambda", dest="ceco_lambda", type=float,
+                   help="CeCo weight λ of L = CE + λ L_CR (0 = cross-entropy baseline)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", dest="batch_size", type=int, help="global batch size")
     p.add_argument("--lr", type=float, help="initial learning rate")
-    p.add_argument("--device", help="auto | cpu | cuda[:i] | mps")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:<index> | mps")
     p.add_argument("--max-steps", dest="max_steps", type=int, help="stop after this many optimiser steps")
     p.add_argument("--image-size", dest="image_size", type=int, nargs=2, metavar=("H", "W"))
     p.add_argument("--num-images", dest="num_images", type=int, help="synthetic training images")
+    p.add_argument("--limit-images", dest="limit_images", type=int, help="real data: keep the first N images")
     p.add_argument("--imbalance-factor", dest="imbalance_factor", type=float)
-    p.add_argument("--data-root", dest="data_root", help="real data folder (default: CECO_DATA_DIR / shared data)")
+    p.add_argument("--ignore-index", dest="ignore_index", type=int, help="label of ignored pixels (default 255)")
+    p.add_argument("--data-root", dest="data_root", help="real data folder (default: $CECO_DATA_DIR)")
+    p.add_argument("--no-verify-checksums", dest="verify_checksums", action="store_false", default=None,
+                   help="CIFAR: accept files whose md5 differs from the official ones")
     p.add_argument("--model", help="model name for ceco_lite.models.build_model")
     p.add_argument("--variant", dest="ceco_variant", choices=("paper", "released"), help="CeCo variant")
     p.add_argument("--fixed-pc", dest="fixed_pixel_classifier", action="store_true", default=None,
@@ -54,17 +74,20 @@ def _add_overrides(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``ceco-lite``."""
     parser = argparse.ArgumentParser(prog="ceco-lite", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train one configuration")
     _add_overrides(t)
     t.add_argument("--seed", type=int)
-    t.add_argument("--out", help="run directory (default runs/<preset>/lam<L>-seed<S>)")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    t.add_argument("--out", help="run folder (default runs/<preset>/lam<λ>-seed<S>-<tag>)")
+    mode = t.add_mutually_exclusive_group()
+    mode.add_argument("--resume", action="store_true", help="continue the run in the folder from its checkpoint")
+    mode.add_argument("--overwrite", action="store_true", help="replace the run in the folder")
     c = sub.add_parser("compare", help="λ = 0 versus CeCo over several seeds")
     _add_overrides(c)
     c.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    c.add_argument("--out", help="folder for the runs and compare.json (default runs/compare-<preset>)")
+    c.add_argument("--out", default="runs", help="root of the run folders and of the comparison's JSON (default runs)")
     sub.add_parser("presets", help="list the presets")
     return parser
 
@@ -78,12 +101,7 @@ def _parse_value(text: str):
 
 def config_from_args(args: argparse.Namespace):
     """A validated :class:`~ceco_lite.engine.TrainConfig` from parsed arguments."""
-    from ceco_lite.engine import get_preset
-
-    names = ("ceco_lambda", "epochs", "batch_size", "lr", "device", "max_steps", "image_size", "num_images",
-             "imbalance_factor", "data_root", "model", "ceco_variant", "fixed_pixel_classifier", "ceco_sync",
-             "in2nect_weight", "save_features", "num_threads", "amp", "compile", "progress", "seed")
-    overrides = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    overrides = {n: getattr(args, n) for n in _FIELDS if getattr(args, n, None) is not None}
     if getattr(args, "learned_cc", None):
         overrides["fixed_center_classifier"] = False
     for item in args.sets:
@@ -91,8 +109,9 @@ def config_from_args(args: argparse.Namespace):
             raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         overrides[key.strip()] = _parse_value(value)
-    if getattr(args, "resume", False):
-        overrides["resume"] = True
+    for flag in ("resume", "overwrite"):
+        if getattr(args, flag, False):
+            overrides[flag] = True
     return get_preset(args.preset, **overrides)
 
 
@@ -126,58 +145,73 @@ def _is_main() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def _cmd_train(args) -> int:
-    from ceco_lite.engine import train
+def _resume_hint(argv: list[str], out: str) -> str:
+    words = [w for w in argv if w not in ("--resume", "--overwrite")]
+    if "--out" not in words:
+        words += ["--out", out]
+    return "ceco-lite " + shlex.join(words) + " --resume"
 
+
+def _cmd_train(args, argv: list[str]) -> int:
     config = config_from_args(args)
-    out = args.out or str(Path("runs") / (config.preset or "run") / f"lam{config.ceco_lambda:g}-seed{config.seed}")
+    out = args.out or str(run_dir(config))
     config = config.replace(out_dir=out)
     try:
-        result = train(config)
+        result: RunResult = train(config)
     except KeyboardInterrupt:
         if _is_main():
-            print(f"\ninterrupted: the last checkpoint in {out} is intact; continue with "
-                  f"`ceco-lite train --preset {args.preset} --out {out} --resume` (same options)", file=sys.stderr)
+            ckpt = Path(out) / "checkpoint.pt"
+            if ckpt.exists():
+                print(f"\ninterrupted: {ckpt} holds the last finished epoch; continue with\n  "
+                      f"{_resume_hint(argv, out)}", file=sys.stderr)
+            else:
+                print("\ninterrupted before the first epoch finished: nothing to resume", file=sys.stderr)
         return 130
     if _is_main():
         print(format_results(result.metrics, title=f"{config.preset}  λ={config.ceco_lambda:g}  seed={config.seed}"))
-        print(f"run directory: {out} (metrics.json, history.json, config.json, checkpoint.pt)")
+        print(f"run folder: {out} (metrics.json, history.json, config.json, checkpoint.pt)")
     return 0
 
 
 def _cmd_compare(args) -> int:
-    from ceco_lite.engine import compare
-
     config = config_from_args(args)
-    out = args.out or str(Path("runs") / f"compare-{config.preset or 'run'}")
-    lam = args.ceco_lambda if args.ceco_lambda is not None else None
-    result = compare(config, args.seeds, lam=lam, out_dir=out, progress=config.progress)
+    result = compare(config, args.seeds, ceco_lambda=args.ceco_lambda, out_dir=args.out, progress=config.progress)
     print(result["table"])
-    print(f"runs and compare.json in {out}")
+    print(f"runs under {args.out}; comparison in {result['path']}")
     return 0
 
 
 def _cmd_presets() -> int:
-    from ceco_lite.engine import PRESETS
-
     for name, cfg in sorted(PRESETS.items()):
-        print(f"{name:<18} dataset={cfg.dataset:<12} model={cfg.model:<20} λ={cfg.ceco_lambda:g} "
-              f"epochs={cfg.epochs} batch={cfg.batch_size} lr={cfg.lr:g} schedule={cfg.schedule} device={cfg.device}")
+        print(f"{name:<24} {PRESET_DESCRIPTIONS[name]}\n{'':<24} dataset={cfg.dataset} model={cfg.model} "
+              f"λ={cfg.ceco_lambda:g} epochs={cfg.epochs} batch={cfg.batch_size} lr={cfg.lr:g} device={cfg.device}")
     return 0
+
+
+def _cli_spelling(message: str) -> str:
+    """Python argument names in library messages, as the command line spells them."""
+    return message.replace("verify_checksums=False", "--no-verify-checksums").replace(
+        "resume=True (--resume)", "--resume").replace("overwrite=True (--overwrite)", "--overwrite")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``ceco-lite`` / ``python -m ceco_lite``; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
     try:
         if args.command == "presets":
             return _cmd_presets()
         if args.command == "train":
-            return _cmd_train(args)
+            return _cmd_train(args, argv)
         return _cmd_compare(args)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
+    except TrainingDiverged as exc:
         print(f"ceco-lite: error: {exc}", file=sys.stderr)
+        return 3
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, FolderLockedError, CorruptFileError,
+            RuntimeError) as exc:
+        if os.environ.get("CECO_LITE_TRACEBACK"):
+            raise
+        print(f"ceco-lite: error: {_cli_spelling(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)

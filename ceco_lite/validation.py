@@ -105,13 +105,17 @@ def check_float(value: Any, name: str, *, minimum: float | None = None, maximum:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} ({value!r})")
     value = float(value)
-    extra = f" ({hint})" if hint else ""
-    if math.isnan(value) or (math.isinf(value) and not allow_inf):
-        raise ValueError(f"{name} must be a finite number, got {value}{extra}")
-    if minimum is not None and (value < minimum or (strict_minimum and value == minimum)):
-        raise ValueError(f"{name} must be {'>' if strict_minimum else '>='} {minimum}, got {value}{extra}")
-    if maximum is not None and (value > maximum or (strict_maximum and value == maximum)):
-        raise ValueError(f"{name} must be {'<' if strict_maximum else '<='} {maximum}, got {value}{extra}")
+    bounds = "".join(
+        f" and {op} {bound:g}" for op, bound in (
+            (">" if strict_minimum else ">=", minimum), ("<" if strict_maximum else "<=", maximum))
+        if bound is not None
+    )
+    finite = "not NaN" if allow_inf else "finite"
+    bad = math.isnan(value) or (math.isinf(value) and not allow_inf)
+    bad = bad or (minimum is not None and (value < minimum or (strict_minimum and value == minimum)))
+    bad = bad or (maximum is not None and (value > maximum or (strict_maximum and value == maximum)))
+    if bad:
+        raise ValueError(f"{name} must be {finite}{bounds}, got {value}" + (f" ({hint})" if hint else ""))
     return value
 
 

@@ -45,7 +45,10 @@ def test_train_writes_metrics_and_prints_table(tmp_path, capsys):
         (["train", "--preset", "nope"], "unknown preset 'nope'"),
         (["train", "--preset", "synthetic-cpu", "--lambda", "-1"], "ceco_lambda must be finite and >= 0"),
         (["train", "--preset", "synthetic-cpu", "--set", "epochs"], "KEY=VALUE"),
-        (["compare", "--preset", "synthetic-cpu", "--lambda", "0"], "lam must be > 0"),
+        (["compare", "--preset", "synthetic-cpu", "--lambda", "0"], "ceco_lambda must be > 0"),
+        (["compare", "--preset", "synthetic-cpu", "--seeds", "0", "0"], "seeds must be distinct"),
+        (["train", "--preset", "synthetic-cpu", "--data-root", "/data"], "data_root is given but"),
+        (["train", "--preset", "synthetic-cpu", "--set", "num_classes=300"], "ignore_index must lie outside"),
     ],
 )
 def test_bad_input_fails_before_training(argv, message, capsys, tmp_path):
@@ -68,16 +71,22 @@ def test_compare_prints_both_arms(tmp_path, capsys):
                  "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "CE (λ=0) vs CeCo (λ=0.5)" in text and "tail" in text
-    res = json.loads((out / "compare.json").read_text())
+    (path,) = out.glob("compare-*.json")
+    res = json.loads(path.read_text())
     row = res["summary"]["mIoU / top-1"]
     ce, ceco = row["ce_values"], row["ceco_values"]
     assert len(ce) == len(ceco) == 2
     diffs = [b - a for a, b in zip(ce, ceco)]
     assert math.isclose(row["diff"][0], sum(diffs) / 2, rel_tol=1e-9, abs_tol=1e-12)
-    for arm, lam in (("ce", 0.0), ("ceco", 0.5)):
+    for lam in (0.0, 0.5):
         for seed in (0, 1):
-            cfg = json.loads((out / f"{arm}-seed{seed}" / "config.json").read_text())
+            (folder,) = (out / "synthetic-cpu").glob(f"lam{lam:g}-seed{seed}-*")
+            cfg = json.loads((folder / "config.json").read_text())
             assert (cfg["ceco_lambda"], cfg["seed"]) == (lam, seed)
+    # a second comparison reuses the finished runs
+    assert main(["compare", *TINY, "--max-steps", "2", "--seeds", "0", "1", "--lambda", "0.5",
+                 "--out", str(out)]) == 0
+    assert len(list((out / "synthetic-cpu").iterdir())) == 4
 
 
 def test_module_entry_point():

@@ -12,7 +12,7 @@ import torch
 
 from ceco_lite.engine import PRESETS, TrainConfig, get_preset, train
 from ceco_lite.engine.checkpoint import load_checkpoint
-from ceco_lite.engine.data import _random_crop, iterate_batches
+from ceco_lite.engine.data import iterate_batches, random_crop
 from ceco_lite.engine.metrics import ConfusionEvaluator, scores_from_confusion
 from ceco_lite.engine.schedule import LRFactor
 
@@ -162,7 +162,7 @@ def test_random_crop_matches_loop():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(5, 3, 6, 7, generator=g)
     offs = torch.randint(0, 9, (5, 2), generator=g)
-    got = _random_crop(x, offs)
+    got = random_crop(x, offs)
     pad = torch.nn.functional.pad(x, (4, 4, 4, 4))
     for i in range(5):
         r, c = offs[i].tolist()
@@ -246,12 +246,17 @@ def test_resume_gives_bitwise_same_weights(tmp_path):
 
 def test_interrupt_mid_epoch_keeps_last_checkpoint(tmp_path, monkeypatch):
     cfg = tiny(epochs=3, out_dir=str(tmp_path))
-    train(cfg.replace(epochs=1))  # writes a checkpoint after epoch 1
+
+    def stop_after_one(rec, hist):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, callback=stop_after_one)  # writes a checkpoint after epoch 1, then stops
     before = (tmp_path / "checkpoint.pt").read_bytes()
-    import ceco_lite.engine.trainer as tr
+    import ceco_lite.engine.step as step
 
     calls = {"n": 0}
-    orig = tr.TrainStep.forward
+    orig = step.TrainStep.forward
 
     def boom(self, x, y):
         calls["n"] += 1
@@ -259,9 +264,9 @@ def test_interrupt_mid_epoch_keeps_last_checkpoint(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return orig(self, x, y)
 
-    monkeypatch.setattr(tr.TrainStep, "forward", boom)
+    monkeypatch.setattr(step.TrainStep, "forward", boom)
     with pytest.raises(KeyboardInterrupt):
-        train(cfg.replace(epochs=1))
+        train(cfg.replace(resume=True))  # interrupted in the middle of epoch 2
     assert (tmp_path / "checkpoint.pt").read_bytes() == before
     assert load_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == 1
 

@@ -8,20 +8,16 @@ import warnings
 import pytest
 import torch
 
+import data_utils
 from ceco_lite.engine import get_preset
-from ceco_lite.engine.data import (_CIFAR_MEAN, _CIFAR_STD, decode_batch, epoch_generator, iterate_batches,
-                                   load_data)
+from ceco_lite.engine.data import decode_batch, epoch_generator, iterate_batches, load_data
+from data_utils import CityscapesSubset, default_data_dir, make_synthetic_segmentation
+from data_utils.cifar_lt import CIFAR_MEAN, CIFAR_STD
 
 pytestmark = pytest.mark.timeout(120)
 
 
-def _data_root():
-    from data_utils import default_data_dir
-
-    return default_data_dir()
-
-
-needs_data = pytest.mark.skipif(_data_root() is None, reason="no real data root (CECO_DATA_DIR)")
+needs_data = pytest.mark.skipif(default_data_dir() is None, reason="no real data root (CECO_DATA_DIR)")
 
 
 def test_decode_batch_matches_float64_reference():
@@ -47,8 +43,6 @@ def test_decode_batch_matches_float64_reference():
 
 
 def test_synthetic_bundle_stays_float32_and_batches_pass_through():
-    from data_utils import make_synthetic_segmentation
-
     cfg = get_preset("synthetic-cpu", num_images=8, num_val_images=4, image_size=(8, 8), progress=False)
     data = load_data(cfg)
     assert data.train_x.dtype == torch.float32 and data.train_y.dtype == torch.int64
@@ -61,17 +55,13 @@ def test_synthetic_bundle_stays_float32_and_batches_pass_through():
     assert torch.equal(data.train_x, ref_x)
     kw = dict(seed=1, epoch=0, augment=False, task="segmentation")
     perm = torch.randperm(8, generator=epoch_generator(1, 0))  # the iterator's shuffle
-    for b, (xb, yb) in enumerate(iterate_batches(data.train_x, data.train_y, 4, mean=data.mean, std=data.std, **kw)):
+    for b, (xb, yb) in enumerate(iterate_batches(data.train_x, data.train_y, 4, decode=data.decode, **kw)):
         idx = perm[4 * b:4 * b + 4]
         assert torch.equal(xb, data.train_x[idx]) and torch.equal(yb, data.train_y[idx])
 
 
 @needs_data
 def test_cityscapes_stored_uint8_and_batches_equal_float_path():
-    from data_utils import CityscapesSubset
-
-    from ceco_lite.engine.data import resolve_data_root
-
     cfg = get_preset("cityscapes-sample", limit_images=3, image_size=(32, 64), num_workers=0, progress=False)
     data = load_data(cfg)
     for t in (data.train_x, data.val_x, data.train_y, data.val_y):
@@ -79,7 +69,7 @@ def test_cityscapes_stored_uint8_and_batches_equal_float_path():
     assert data.train_x.shape == (3, 3, 32, 64) and data.train_y.shape == (3, 32, 64)
     assert data.train_x.element_size() * data.train_x[0].numel() == 3 * 32 * 64  # 1 byte per value
     # independent reference: the data helper's own float path (ImageNet-normalised float32, int64 masks)
-    ds = CityscapesSubset(resolve_data_root(cfg), split="train", size=(32, 64), normalize=True)
+    ds = CityscapesSubset(cfg.dataset_spec.resolve_root(), split="train", size=(32, 64), normalize=True)
     ref_x = torch.stack([ds[i][0] for i in range(3)])
     ref_y = torch.stack([ds[i][1] for i in range(3)])
     x, y = data.decode(data.train_x, data.train_y)
@@ -87,7 +77,7 @@ def test_cityscapes_stored_uint8_and_batches_equal_float_path():
     assert torch.equal(x, ref_x) and torch.equal(y, ref_y)
     # batches (with flips) equal those drawn from the former float32 / int64 store
     kw = dict(seed=5, epoch=1, augment=True, task="segmentation")
-    new = list(iterate_batches(data.train_x, data.train_y, 2, mean=data.mean, std=data.std, **kw))
+    new = list(iterate_batches(data.train_x, data.train_y, 2, decode=data.decode, **kw))
     old = list(iterate_batches(ref_x, ref_y, 2, **kw))
     assert len(new) == len(old) == 1
     for (xa, ya), (xb, yb) in zip(new, old):
@@ -97,23 +87,19 @@ def test_cityscapes_stored_uint8_and_batches_equal_float_path():
 
 @needs_data
 def test_cifar_stored_uint8_and_batches_equal_float_path():
-    import data_utils
-
-    from ceco_lite.engine.data import resolve_data_root
-
     cfg = get_preset("cifar10-lt", verify_checksums=False, progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # truncated CIFAR copy: md5 differs
         data = load_data(cfg)
-        ds = data_utils.CIFAR10LT(resolve_data_root(cfg), train=True, imbalance_factor=cfg.imbalance_factor,
+        ds = data_utils.CIFAR10LT(cfg.dataset_spec.resolve_root(), train=True, imbalance_factor=cfg.imbalance_factor,
                                   verify_checksums=False)
     assert data.train_x.dtype == data.val_x.dtype == torch.uint8 and data.train_y.dtype == torch.int64
     fx, fy = ds.tensors()  # the data helper's float32 [0, 1] images
-    ref_x = (fx - torch.tensor(_CIFAR_MEAN).view(1, 3, 1, 1)) / torch.tensor(_CIFAR_STD).view(1, 3, 1, 1)
+    ref_x = (fx - torch.tensor(CIFAR_MEAN).view(1, 3, 1, 1)) / torch.tensor(CIFAR_STD).view(1, 3, 1, 1)
     assert torch.equal(data.decode(data.train_x), ref_x) and torch.equal(data.train_y, fy)
     # random crop pads with zeros in the normalised space, as before: decode comes first
     kw = dict(seed=2, epoch=3, augment=True, task="classification")
-    new = list(iterate_batches(data.train_x, data.train_y, 128, mean=data.mean, std=data.std, **kw))
+    new = list(iterate_batches(data.train_x, data.train_y, 128, decode=data.decode, **kw))
     old = list(iterate_batches(ref_x, fy, 128, **kw))
     assert len(new) == len(old) >= 2
     for (xa, ya), (xb, yb) in zip(new, old):

@@ -10,13 +10,13 @@ import torch
 pytest.importorskip("ipywidgets")
 pytest.importorskip("plotly")
 
-from ceco_lite.widgets.gradients import (  # noqa: E402
-    GradientFlowExplorer,
+from ceco_lite.closed_forms import (  # noqa: E402
     check_closed_forms,
     check_errata,
     long_tail_sizes,
     synthetic_pixel_features,
 )
+from ceco_lite.widgets import GradientFlowExplorer  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +49,9 @@ def test_imbalance_slider_shrinks_minority_distance_but_not_etf(explorer):
 
 
 def test_lambda_scales_gradients_linearly_and_alpha_scales_etf(explorer):
-    explorer.lam_slider.value = 0.5
+    explorer.ceco_lambda_slider.value = 0.5
     within = np.array(explorer.figure.data[0].y)
-    explorer.lam_slider.value = 1.0
+    explorer.ceco_lambda_slider.value = 1.0
     np.testing.assert_allclose(np.array(explorer.figure.data[0].y), 2 * within, rtol=1e-12)
     explorer.alpha_slider.value = 2.0
     etf = np.array(explorer.figure.data[5].z)

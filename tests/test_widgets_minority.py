@@ -66,23 +66,24 @@ def test_class_accuracy_figure_and_synthetic_fallback(tmp_path, monkeypatch):
     """Without CIFAR the real-data study says why in one line and falls back to synthetic segmentation."""
     from scipy.stats import pearsonr
 
-    import ceco_lite.widgets.minority as minority
-    from ceco_lite.plotting import class_accuracy_figure
+    from ceco_lite.engine import PRESETS
+    from ceco_lite.engine.studies import accuracy_vs_frequency
+    from ceco_lite.plotting.geometry import class_accuracy_figure
 
-    monkeypatch.setattr(minority, "SYNTHETIC_QUICK", {**minority.SYNTHETIC_QUICK, "num_images": 8, "num_val_images": 4,
-                                                      "image_size": (16, 16), "epochs": 1, "eval_every": 1,
-                                                      "nc_every": 1, "nc_max_images": 4, "batch_size": 4})
-    study = minority.accuracy_vs_frequency(tmp_path / "run", data_root=tmp_path / "nowhere")
+    monkeypatch.setitem(PRESETS, "synthetic-tiny", PRESETS["synthetic-tiny"].replace(
+        num_images=8, num_val_images=4, image_size=(16, 16), epochs=1, eval_every=1, nc_every=1, nc_max_images=4,
+        batch_size=4))
+    study = accuracy_vs_frequency(tmp_path / "runs", data_root=tmp_path / "nowhere")
     assert study["source"] == "synthetic"
-    assert "CIFAR-10 not found" in study["message"] and "download=True" in study["message"]
+    assert "cifar10-lt data not found" in study["message"] and "download=True" in study["message"]
     assert "\n" not in study["message"]
     f, a = study["frequency"], study["accuracy"]
     assert f.max() == 1.0 and len(f) == len(a) == 8
     keep = np.isfinite(a) & (study["counts"] > 0)
     if keep.sum() >= 3 and np.ptp(a[keep]) > 0:
         assert study["pearson"] == pytest.approx(pearsonr(a[keep], f[keep]).statistic)
-    assert (tmp_path / "run_synthetic" / "metrics.json").exists()  # cached run dir
+    assert (study["run_dir"] / "metrics.json").exists()  # cached run dir
     with pytest.raises(FileNotFoundError):
-        minority.accuracy_vs_frequency(tmp_path / "run2", data_root=tmp_path / "nowhere", fallback=False)
+        accuracy_vs_frequency(tmp_path / "runs2", data_root=tmp_path / "nowhere", fallback=False)
     fig = class_accuracy_figure([1.0, 0.5, 0.1], [0.9, 0.6, 0.2], pearson=0.99, title="demo")
     assert list(fig.data[0].y) == [0.9, 0.6, 0.2] and "0.99" in fig.layout.title.text

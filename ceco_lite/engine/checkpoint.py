@@ -1,58 +1,24 @@
-"""Atomic writes for checkpoints and JSON records (temp file in the same folder + ``os.replace``)."""
+"""Checkpoints of a run: everything needed to continue it bit for bit, written atomically.
+
+A checkpoint holds the model, optimiser, scheduler and loss-module states, the
+random-number-generator states, the epoch and step reached, the history and the
+configuration. It is written with :func:`ceco_lite.fileio.atomic_save` and read
+with :func:`load_checkpoint`, which names the file when it is damaged.
+"""
 from __future__ import annotations
 
-import json
 import os
 import random
-import tempfile
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["atomic_save", "atomic_write_json", "rng_state", "set_rng_state", "load_checkpoint"]
+from ..fileio import CorruptFileError, atomic_save, load_torch
 
+__all__ = ["save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state", "CHECKPOINT_KEYS"]
 
-def _atomic(path: Path, write) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:  # also KeyboardInterrupt: never leave a half-written file behind
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save(obj, path)`` written atomically (an interrupted write leaves the old file intact)."""
-    _atomic(Path(path), lambda fh: torch.save(obj, fh))
-
-
-def atomic_write_json(obj: Any, path: str | os.PathLike) -> None:
-    """Write ``obj`` as indented JSON, atomically."""
-    data = json.dumps(obj, indent=2, allow_nan=True, default=_json_default).encode()
-    _atomic(Path(path), lambda fh: fh.write(data))
-
-
-def _json_default(o):
-    if isinstance(o, torch.Tensor):
-        return o.tolist()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+#: Entries every checkpoint written by the engine holds.
+CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "rng", "epoch", "step", "history", "config")
 
 
 def rng_state() -> dict:
@@ -64,9 +30,9 @@ def rng_state() -> dict:
 
 
 def set_rng_state(state: dict) -> None:
+    """Restore the states of :func:`rng_state` (CPU tensors also when the checkpoint was mapped to CUDA)."""
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
-    # checkpoints may be loaded with map_location="cuda": RNG states must be CPU ByteTensors
     torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
         try:
@@ -75,6 +41,20 @@ def set_rng_state(state: dict) -> None:
             pass
 
 
+def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
+    """Write ``state`` (a dict with :data:`CHECKPOINT_KEYS`) to ``path`` atomically."""
+    atomic_save(state, path)
+
+
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
-    """Load a checkpoint written by :func:`ceco_lite.engine.train` (trusted, own files)."""
-    return torch.load(path, map_location=map_location, weights_only=False)
+    """Read a checkpoint written by :func:`save_checkpoint`.
+
+    Raises
+    ------
+    ceco_lite.fileio.CorruptFileError
+        The file is empty, truncated, not a checkpoint, or lacks an entry; the message names it.
+    """
+    ck = load_torch(path, map_location=map_location, required=CHECKPOINT_KEYS)
+    if not isinstance(ck.get("epoch"), int) or not isinstance(ck.get("history"), list):
+        raise CorruptFileError(path, "its epoch or history entry is not what the engine writes")
+    return ck

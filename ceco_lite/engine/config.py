@@ -19,25 +19,30 @@ Recipes
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
-import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-__all__ = ["TrainConfig", "PRESETS", "get_preset", "preset_names"]
+from data_utils.registry import DatasetSpec, get_dataset
 
-_TASKS = ("segmentation", "classification")
-_DATASETS = {
-    "synthetic": "segmentation",
-    "cityscapes": "segmentation",
-    "cifar10-lt": "classification",
-    "cifar100-lt": "classification",
-}
+from ..validation import (check_bool, check_choice, check_float, check_ignore_index, check_int, check_num_classes,
+                          check_optional_int, check_positive, check_seed, check_size)
+
+__all__ = ["TrainConfig", "RUN_FIELDS"]
+
 _SCHEDULES = ("poly", "ldam", "constant")
 _VARIANTS = ("paper", "released")
 _SYNC = ("global", "local")
 _AMP = ("auto", "bf16", "off")
-_DEVICES_PREFIX = ("auto", "cpu", "cuda", "mps")
+_DEVICE_TYPES = ("auto", "cpu", "cuda", "mps")
+
+#: The fields that do not change what a run computes: where it is written, how it is shown,
+#: how many CPU threads or loader workers it uses, and whether it resumes or overwrites.
+#: Everything else decides the result: it enters :meth:`TrainConfig.tag` (and so the default run
+#: folder name), and a run can only be resumed with the same values.
+RUN_FIELDS = ("out_dir", "resume", "overwrite", "progress", "num_threads", "num_workers", "checkpoint", "preset",
+              "data_root")
 
 
 @dataclass
@@ -93,6 +98,7 @@ class TrainConfig:
     dataset: str = "synthetic"
     data_root: str | None = None
     num_classes: int | None = None
+    ignore_index: int = 255
     image_size: tuple[int, int] | None = None
     num_images: int = 64
     num_val_images: int = 32
@@ -144,56 +150,60 @@ class TrainConfig:
     progress: bool = True
     out_dir: str | None = None
     resume: bool = False
+    overwrite: bool = False
     checkpoint: bool = True
     preset: str | None = None
 
     # ------------------------------------------------------------------ checks
     def __post_init__(self) -> None:
-        # normalise JSON-ish inputs (lists) to tuples
+        spec = get_dataset(self.dataset)  # ValueError listing the registered data sets
         if self.image_size is not None:
-            if isinstance(self.image_size, int):
-                self.image_size = (int(self.image_size), int(self.image_size))
-            self.image_size = tuple(int(s) for s in self.image_size)
-            if len(self.image_size) != 2 or min(self.image_size) < 1:
-                raise ValueError(f"image_size must be (H, W) of positive ints, got {self.image_size!r}")
-        self.lr_milestones = tuple(int(m) for m in self.lr_milestones)
-
-        if self.dataset not in _DATASETS:
-            raise ValueError(f"dataset must be one of {sorted(_DATASETS)}, got {self.dataset!r}")
-        if self.dataset == "synthetic":
+            self.image_size = check_size(self.image_size, "image_size")
+        self.lr_milestones = tuple(check_int(m, "lr_milestones", minimum=1) for m in self.lr_milestones)
+        if list(self.lr_milestones) != sorted(self.lr_milestones):
+            raise ValueError(f"lr_milestones must be increasing positive epochs, got {self.lr_milestones}")
+        if spec.num_classes is None:
             if self.num_classes is None:
-                raise ValueError("num_classes is required for dataset='synthetic'")
-        else:
-            fixed = {"cityscapes": 19, "cifar10-lt": 10, "cifar100-lt": 100}[self.dataset]
-            if self.num_classes is None:
-                self.num_classes = fixed
-            elif self.num_classes != fixed:
-                raise ValueError(f"num_classes must be {fixed} for dataset={self.dataset!r}, got {self.num_classes}")
-        _check_int("num_classes", self.num_classes, 2)
+                raise ValueError(f"num_classes is required for dataset={self.dataset!r}")
+        elif self.num_classes is None:
+            self.num_classes = spec.num_classes
+        elif self.num_classes != spec.num_classes:
+            raise ValueError(f"num_classes must be {spec.num_classes} for dataset={self.dataset!r}, "
+                             f"got {self.num_classes}")
+        self.num_classes = check_num_classes(self.num_classes)
+        self.ignore_index = check_ignore_index(self.ignore_index, self.num_classes)
+        if self.ignore_index is None:
+            raise TypeError("ignore_index must be an int (the label of ignored pixels), got None")
         for name in ("num_images", "num_val_images", "epochs", "batch_size", "eval_every", "nc_every"):
-            _check_int(name, getattr(self, name), 1)
-        for name in ("save_features", "num_workers", "warmup_epochs", "seed"):
-            _check_int(name, getattr(self, name), 0)
+            setattr(self, name, check_int(getattr(self, name), name, minimum=1))
+        for name in ("save_features", "num_workers", "warmup_epochs"):
+            setattr(self, name, check_int(getattr(self, name), name, minimum=0))
+        self.seed = check_seed(self.seed)
         for name in ("max_steps", "nc_max_images", "num_threads", "feature_dim", "limit_images"):
-            if getattr(self, name) is not None:
-                _check_int(name, getattr(self, name), 1)
-        _check_float("imbalance_factor", self.imbalance_factor, 1.0)
-        _check_float("ceco_lambda", self.ceco_lambda, 0.0, hint="λ = 0 is the cross-entropy baseline")
-        _check_float("in2nect_weight", self.in2nect_weight, 0.0)
-        _check_float("ceco_scale", self.ceco_scale, 0.0, strict=True)
-        _check_float("lr", self.lr, 0.0, strict=True)
-        _check_float("momentum", self.momentum, 0.0)
-        _check_float("weight_decay", self.weight_decay, 0.0)
-        _check_float("poly_power", self.poly_power, 0.0)
-        _check_float("lr_gamma", self.lr_gamma, 0.0, strict=True)
-        if self.momentum >= 1:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+            setattr(self, name, check_optional_int(getattr(self, name), name, minimum=1))
+        self.imbalance_factor = check_float(self.imbalance_factor, "imbalance_factor", minimum=1.0)
+        self.ceco_lambda = check_float(self.ceco_lambda, "ceco_lambda", minimum=0.0,
+                                       hint="λ = 0 is the cross-entropy baseline")
+        self.in2nect_weight = check_float(self.in2nect_weight, "in2nect_weight", minimum=0.0)
+        for name in ("ceco_scale", "lr", "lr_gamma"):
+            setattr(self, name, check_positive(getattr(self, name), name))
+        for name in ("weight_decay", "poly_power"):
+            setattr(self, name, check_float(getattr(self, name), name, minimum=0.0))
+        self.momentum = check_float(self.momentum, "momentum", minimum=0.0, maximum=1.0, strict_maximum=True)
         for name, allowed in (("ceco_variant", _VARIANTS), ("ceco_sync", _SYNC), ("amp", _AMP),
                               ("schedule", _SCHEDULES), ("ceco_reduction", ("mean", "sum"))):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        if not isinstance(self.device, str) or not self.device.split(":")[0] in _DEVICES_PREFIX:
-            raise ValueError(f"device must be 'auto', 'cpu', 'cuda[:i]' or 'mps', got {self.device!r}")
+            check_choice(getattr(self, name), name, allowed)
+        for name in ("verify_checksums", "augment", "fixed_pixel_classifier", "fixed_center_classifier",
+                     "nesterov", "compile", "progress", "resume", "overwrite", "checkpoint"):
+            setattr(self, name, check_bool(getattr(self, name), name))
+        if self.channels_last is not None:
+            self.channels_last = check_bool(self.channels_last, "channels_last")
+        if not isinstance(self.pretrained, (bool, str)):
+            raise TypeError(f"pretrained must be a bool, 'backbone' or 'full', got {self.pretrained!r}")
+        if not isinstance(self.device, str) or self.device.split(":")[0] not in _DEVICE_TYPES:
+            raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:<index>' or 'mps', got {self.device!r}")
+        if self.device.startswith("cuda:") and not self.device[5:].isdigit():
+            raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:<index>' or 'mps', got {self.device!r}")
         if not isinstance(self.model, str) or not self.model:
             raise TypeError(f"model must be a model name (str), got {self.model!r}")
         if self.ceco_variant == "released" and self.task != "segmentation":
@@ -203,18 +213,35 @@ class TrainConfig:
         for name in ("synthetic_options", "model_options"):
             if not isinstance(getattr(self, name), dict):
                 raise TypeError(f"{name} must be a dict, got {type(getattr(self, name)).__name__}")
-        if any(m < 1 for m in self.lr_milestones) or list(self.lr_milestones) != sorted(self.lr_milestones):
-            raise ValueError(f"lr_milestones must be increasing positive epochs, got {self.lr_milestones}")
+        if self.resume and self.overwrite:
+            raise ValueError("resume=True and overwrite=True contradict each other: choose one")
+        if self.data_root is not None and not spec.needs_files:
+            raise ValueError(f"data_root is given but dataset={self.dataset!r} is generated (it reads no files)")
 
     # ------------------------------------------------------------- properties
     @property
+    def dataset_spec(self) -> DatasetSpec:
+        """The data set's registry entry (:func:`data_utils.registry.get_dataset`)."""
+        return get_dataset(self.dataset)
+
+    @property
     def task(self) -> str:
-        """"segmentation" or "classification" (from ``dataset``)."""
-        return _DATASETS[self.dataset]
+        """"segmentation" or "classification" (the data set's task)."""
+        return self.dataset_spec.task
 
     @property
     def uses_ceco(self) -> bool:
+        """True when the CeCo term is trained (``ceco_lambda > 0``)."""
         return self.ceco_lambda > 0
+
+    def result_dict(self) -> dict[str, Any]:
+        """The fields that change what a run computes (all but :data:`RUN_FIELDS`)."""
+        return {k: v for k, v in self.to_dict().items() if k not in RUN_FIELDS}
+
+    def tag(self) -> str:
+        """Short hash (10 hex digits) of :meth:`result_dict`: equal tags, equal results."""
+        text = json.dumps(self.result_dict(), sort_keys=True, default=str)
+        return hashlib.sha1(text.encode()).hexdigest()[:10]
 
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict[str, Any]:
@@ -246,75 +273,3 @@ class TrainConfig:
             raise ValueError(f"unknown TrainConfig field(s): {unknown}")
         d.update(overrides)
         return TrainConfig.from_dict(d)
-
-
-def _check_int(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-
-
-def _check_float(name: str, value, minimum: float, *, strict: bool = False, hint: str = "") -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__} ({value!r})")
-    if not math.isfinite(value) or value < minimum or (strict and value == minimum):
-        op = ">" if strict else ">="
-        raise ValueError(f"{name} must be finite and {op} {minimum}, got {value}" + (f" ({hint})" if hint else ""))
-
-
-# --------------------------------------------------------------------- presets
-#: Named configurations. ``get_preset(name, **overrides)`` returns a validated copy.
-PRESETS: dict[str, TrainConfig] = {
-    # Trains on a 2-core CPU in about a minute; tensors stay in memory, no DataLoader.
-    # (8 classes, pixel IF 100, 384 training images of 32x32, 256 evaluation images; ~960 SGD steps).
-    # λ = 1.0: best mean mIoU of the sweep {0.1, 0.2, 0.4, 0.6, 1.0} on training seeds 0-2 (the paper's
-    # best is 0.4-0.5 on ScanNet200 / ADE20K, Table 2); confirmed on held-out seeds (see the report).
-    "synthetic-cpu": TrainConfig(
-        dataset="synthetic", num_classes=8, image_size=(32, 32), num_images=384, num_val_images=256,
-        imbalance_factor=100.0, model="small_seg", ceco_lambda=1.0, epochs=40, batch_size=16,
-        lr=0.1, weight_decay=1e-3, schedule="poly", device="cpu", nc_max_images=96,
-        preset="synthetic-cpu",
-    ),
-    # The 26 real Cityscapes pairs (16 train / 10 val), reduced size, CPU.
-    "cityscapes-sample": TrainConfig(
-        dataset="cityscapes", image_size=(128, 256), model="small_seg", ceco_lambda=0.4, epochs=30,
-        batch_size=4, lr=0.05, weight_decay=1e-3, schedule="poly", device="cpu",
-        preset="cityscapes-sample",
-    ),
-    # Full Cityscapes on a GPU (paper Appendix D: SGD lr 0.01, poly 0.9, wd 1e-3, batch 16 → 8 here).
-    "cityscapes": TrainConfig(
-        dataset="cityscapes", image_size=(512, 1024), model="deeplabv3_resnet50", pretrained=False,
-        ceco_lambda=0.4, epochs=100, batch_size=8, lr=0.01, weight_decay=1e-3, schedule="poly",
-        device="auto", nc_max_images=200, num_workers=8, preset="cityscapes",
-    ),
-    # LDAM-DRW recipe (ResNet-32, IF 100, 200 epochs).
-    "cifar10-lt": TrainConfig(
-        dataset="cifar10-lt", imbalance_factor=100.0, model="resnet32", ceco_lambda=0.4, epochs=200,
-        batch_size=128, lr=0.1, momentum=0.9, weight_decay=2e-4, schedule="ldam", warmup_epochs=5,
-        lr_milestones=(160, 180), lr_gamma=0.01, device="auto", nc_max_images=5000, preset="cifar10-lt",
-    ),
-    # d = 64 of ResNet-32 cannot hold a 100-class simplex ETF (needs d >= K - 1): a 128-d projection
-    "cifar100-lt": TrainConfig(
-        dataset="cifar100-lt", imbalance_factor=100.0, model="resnet32", feature_dim=128, ceco_lambda=0.4, epochs=200,
-        batch_size=128, lr=0.1, momentum=0.9, weight_decay=2e-4, schedule="ldam", warmup_epochs=5,
-        lr_milestones=(160, 180), lr_gamma=0.01, device="auto", nc_max_images=5000, preset="cifar100-lt",
-    ),
-}
-
-
-def preset_names() -> list[str]:
-    return sorted(PRESETS)
-
-
-def get_preset(name: str, **overrides) -> TrainConfig:
-    """A validated copy of preset ``name`` with ``overrides`` (TrainConfig fields) applied.
-
-    Raises
-    ------
-    ValueError
-        Unknown preset name or unknown / invalid override.
-    """
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {preset_names()}")
-    return PRESETS[name].replace(**overrides)

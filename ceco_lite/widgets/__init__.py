@@ -1,4 +1,4 @@
-"""Interactive widgets of the lessons (ipywidgets + plotly FigureWidgets).
+"""Interactive widgets of the lessons (ipywidgets + plotly FigureWidgets), each named after what it shows.
 
 Every widget is a small class with
 
@@ -7,58 +7,45 @@ Every widget is a small class with
 ``.figure``
     its :class:`plotly.graph_objects.FigureWidget`;
 ``.update(**values)``
-    the callback the sliders call -- tests and ``benchmarks/bench_widgets.py``
-    call it directly (or set a slider's ``.value``) and check the figure changed.
+    the callback the controls call -- tests and ``benchmarks/bench_widgets.py``
+    call it directly (or set a control's ``.value``) and check the figure changed.
 
-The maths is done by :mod:`ceco_lite` (etf, ufm, gradients, nc), the figures by
-:mod:`ceco_lite.plotting`; this package only wires them together.  Imports are
-lazy so ``import ceco_lite.widgets`` does not import plotly until a widget is used.
+The maths is done by :mod:`ceco_lite` (etf, ufm, gradients, nc, the engine), the
+figures by :mod:`ceco_lite.plotting`; this package only wires them together.
+Imports are lazy, so ``import ceco_lite.widgets`` does not import plotly until a
+widget is used.
+
+========================== ============================================== ======
+widget                     shows                                          lesson
+========================== ============================================== ======
+ETFExplorer                a simplex ETF for K classes in d dimensions    1
+Lemma1Explorer             max pairwise cosine of random unit vectors     1
+SpreadAnimation            unit vectors spreading into an ETF             1
+MinorityCollapseExplorer   minority collapse in the layer-peeled model    2
+SyntheticDataExplorer      synthetic imbalanced segmentation data         3
+GradientFlowExplorer       per-class gradients of the centre loss         4
+TSNEExplorer               t-SNE of pixel features over training          5
+TrainingCurvesExplorer     one statistic of several runs over training    6
+ClusteringExplorer         cluster sizes under IDDC's Weibull prior       6
+========================== ============================================== ======
 """
 from __future__ import annotations
 
-import contextlib
 import importlib
 
 _EXPORTS = {
-    # lesson 1
     "ETFExplorer": "etf",
     "Lemma1Explorer": "etf",
     "SpreadAnimation": "etf",
-    # lesson 2
     "MinorityCollapseExplorer": "minority",
-    # lesson 3
-    "SyntheticDataExplorer": "segmentation_data",
-    # lesson 4
+    "SyntheticDataExplorer": "synthetic_data",
     "GradientFlowExplorer": "gradients",
-    # lesson 5
-    "TSNEExplorer": "training",
-    # lesson 6
-    "ClusteringExplorer": "beyond",
-    "RunComparison": "beyond",
+    "TSNEExplorer": "tsne",
+    "TrainingCurvesExplorer": "curves",
+    "ClusteringExplorer": "clustering",
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-@contextlib.contextmanager
-def single_thread():
-    """Run the enclosed (small-tensor) work on one PyTorch CPU thread, then restore the setting.
-
-    A widget callback works on tensors of a few thousand numbers; splitting such ops
-    over threads costs more than it saves, and on a busy 2-core machine thread
-    synchronisation made a 2 ms gradient evaluation take 50-100 ms (measured).
-    """
-    import torch
-
-    previous = torch.get_num_threads()
-    if previous == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def __getattr__(name: str):

@@ -12,9 +12,9 @@ from __future__ import annotations
 import ipywidgets as W
 import torch
 
-from .. import plotting
-from . import single_thread
 from ..etf import check_simplex_etf, lemma1_bound, max_pairwise_cosine, simplex_etf, spread_unit_vectors
+from ..plotting import geometry as plotting
+from ._threads import single_thread
 
 __all__ = ["ETFExplorer", "Lemma1Explorer", "SpreadAnimation"]
 

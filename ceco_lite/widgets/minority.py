@@ -1,4 +1,4 @@
-"""Lesson 2 widget: neural collapse and minority collapse in the layer-peeled model.
+"""The minority-collapse explorer of lesson 2: neural collapse and minority collapse in the layer-peeled model.
 
 :class:`MinorityCollapseExplorer` retrains the unconstrained-features /
 layer-peeled model (:func:`ceco_lite.ufm.train_ufm`, Fang et al. 2021) on every
@@ -9,20 +9,20 @@ fixed-ETF classifier -- and shows
   (a simplex ETF has ``-1/(K-1)`` off the diagonal, CeCo paper Eq. 2);
 * the mean cosine between the minority classifiers against R, for a learned and a
   fixed-ETF classifier (minority collapse: it tends to 1 for the learned one);
-* the neural-collapse statistics of :func:`ceco_lite.nc_metrics` (SPEC §3).
+* the neural-collapse statistics of :func:`ceco_lite.nc_metrics` (docs/conventions.md, section "Neural-collapse statistics").
 """
 from __future__ import annotations
 
 import ipywidgets as W
 import torch
 
-from .. import plotting
-from . import single_thread
 from ..nc import nc_metrics
 from ..gradients import mean_pairwise_cosine
+from ..plotting import geometry as plotting
 from ..ufm import minority_class_sizes, minority_collapse_sweep, train_ufm
+from ._threads import single_thread
 
-__all__ = ["MinorityCollapseExplorer", "DEFAULT_RATIOS", "accuracy_vs_frequency", "CIFAR_QUICK", "SYNTHETIC_QUICK"]
+__all__ = ["MinorityCollapseExplorer", "DEFAULT_RATIOS"]
 
 #: imbalance ratios of the minority-collapse curves
 DEFAULT_RATIOS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
@@ -157,106 +157,3 @@ class MinorityCollapseExplorer:
             f"Class sizes n_k: {', '.join(f'{n:.3g}' for n in sizes.tolist())}. "
             f"NC1 = {self.stats['nc1']:.2e}, NC3 = {self.stats['self_duality']:.2e}."
         )
-
-
-# ---------------------------------------------------------------------------- real data (supplement Fig. 7a)
-#: quick CPU run (~30 s on 2 cores): ResNet-8 on the real CIFAR-10-LT found under ``data_root``
-CIFAR_QUICK = dict(dataset="cifar10-lt", model="resnet8", imbalance_factor=100.0, ceco_lambda=0.0, epochs=4,
-                   batch_size=64, lr=0.05, weight_decay=5e-4, schedule="poly", device="cpu",
-                   eval_every=4, nc_every=4, nc_max_images=256, progress=False)
-#: fallback without CIFAR: the engine's synthetic segmentation, a few epochs (per-class IoU vs pixel frequency)
-SYNTHETIC_QUICK = dict(dataset="synthetic", num_classes=8, image_size=(32, 32), num_images=96, num_val_images=48,
-                       imbalance_factor=100.0, model="small_seg", ceco_lambda=0.0, epochs=4, batch_size=16,
-                       lr=0.05, weight_decay=1e-3, schedule="poly", device="cpu", eval_every=4, nc_every=4,
-                       nc_max_images=48,
-                       progress=False)
-
-
-def accuracy_vs_frequency(run_dir, *, full: bool = False, data_root=None, verify_checksums: bool = True,
-                          seed: int = 0, fallback: bool = True, **overrides) -> dict:
-    """Per-class accuracy against class frequency and their Pearson correlation (CeCo supplement Fig. 7a).
-
-    Trains a classifier on CIFAR-10-LT with :func:`ceco_lite.engine.train` -- or, when
-    ``run_dir`` already holds the finished run, only reloads it (``resume=True``:
-    a finished run is evaluated again, nothing is retrained) -- and returns, per
-    class, ``f_k = n_k / n_max`` and the test accuracy ``a_k``, with
-    ``rho = Pearson(a, f)`` (:func:`scipy.stats.pearsonr`; supplement Sec. C).
-
-    Parameters
-    ----------
-    run_dir : str or Path
-        Run directory (checkpoint, metrics) -- the cache.
-    full : bool, default False
-        ``False``: :data:`CIFAR_QUICK` (ResNet-8, 4 epochs, CPU, ~30 s).  ``True``: the
-        engine's ``"cifar10-lt"`` preset (ResNet-32, 200 epochs, LDAM-DRW recipe; a GPU job).
-    data_root : str or Path, optional
-        Folder holding ``cifar-10-batches-py`` (or ``cifar/cifar-10-batches-py``);
-        default :func:`data_utils.default_data_dir`.
-    verify_checksums : bool, default True
-        Check the official md5 sums (turn off for this project's truncated copy).
-    seed : int, default 0
-    fallback : bool, default True
-        If CIFAR-10 is missing, train the engine's synthetic segmentation instead and
-        report per-class IoU against pixel frequency (``"source": "synthetic"``).
-    **overrides
-        Extra :class:`ceco_lite.engine.TrainConfig` fields.
-
-    Returns
-    -------
-    dict
-        ``frequency`` (K,) ``n_k / n_max``, ``accuracy`` (K,) in [0, 1] (IoU for the
-        synthetic fallback), ``counts`` (K,), ``pearson`` (float), ``top1`` (percent or
-        mIoU), ``source`` ("cifar10-lt" or "synthetic"), ``message`` (one line: what was
-        run or why the fallback), ``run_dir``.
-
-    Raises
-    ------
-    FileNotFoundError
-        CIFAR-10 missing and ``fallback=False``.
-    """
-    import warnings
-    from pathlib import Path
-
-    import numpy as np
-    from scipy.stats import pearsonr
-
-    from ..engine import TrainConfig, get_preset, train
-    from ..engine.data import check_data_available
-
-    run_dir = Path(run_dir)
-    if full:
-        config = get_preset("cifar10-lt", data_root=None if data_root is None else str(data_root),
-                            verify_checksums=verify_checksums, seed=seed, out_dir=str(run_dir), resume=True,
-                            progress=True, **overrides)
-    else:
-        config = TrainConfig(**{**CIFAR_QUICK, "data_root": None if data_root is None else str(data_root),
-                                "verify_checksums": verify_checksums, "seed": seed, "out_dir": str(run_dir),
-                                "resume": True, **overrides})
-    source = "cifar10-lt"
-    try:
-        check_data_available(config)
-        message = (f"CIFAR-10-LT (IF {config.imbalance_factor:g}), {config.model}, {config.epochs} epochs; "
-                   f"run dir {run_dir}")
-    except FileNotFoundError as err:
-        if not fallback:
-            raise
-        source = "synthetic"
-        message = (f"CIFAR-10 not found ({err}). Get it with torchvision.datasets.CIFAR10(root, download=True) "
-                   f"and set CECO_DATA_DIR=root. Showing synthetic segmentation instead "
-                   f"(per-class IoU vs pixel frequency).")
-        run_dir = run_dir.with_name(run_dir.name + "_synthetic")
-        config = TrainConfig(**{**SYNTHETIC_QUICK, "seed": seed, "out_dir": str(run_dir), "resume": True})
-    with warnings.catch_warnings():
-        if not verify_checksums:  # the user opted out; the message below says so once
-            warnings.filterwarnings("ignore", message=".*do not match the official CIFAR checksums.*")
-        result = train(config)
-    if source == "cifar10-lt" and not verify_checksums:
-        message += " (checksums not verified)"
-    counts = np.asarray(result.metrics["class_counts"], dtype=np.float64)
-    per_class = np.asarray(result.metrics["per_class"], dtype=np.float64) / 100.0
-    keep = np.isfinite(per_class) & (counts > 0)
-    frequency = counts / counts.max()
-    rho = float(pearsonr(per_class[keep], frequency[keep]).statistic) if keep.sum() >= 3 else float("nan")
-    score = result.metrics.get("top1", result.metrics.get("miou"))
-    return {"frequency": frequency, "accuracy": per_class, "counts": counts, "pearson": rho, "top1": score,
-            "source": source, "message": message, "run_dir": run_dir}

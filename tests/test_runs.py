@@ -1,4 +1,5 @@
-"""Tests of ceco_lite.widgets.training (lesson 5): cached runs, snapshots, tables, t-SNE explorer."""
+"""Run orchestration (ceco_lite.engine.runs), figures and tables of runs (ceco_lite.plotting.runs/tables),
+the t-SNE explorer and the full-scale plan (lesson 5)."""
 from __future__ import annotations
 
 import time
@@ -8,12 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from ceco_lite.engine import get_preset
-from ceco_lite.engine.data import load_data
-from ceco_lite.widgets.training import (PAPER_TABLE1, PAPER_TABLE2, TSNEExplorer, ablation_rows, config_tag,
-                                        full_scale_plan, lambda_sweep_plot, load_snapshots, per_class_iou_figure,
-                                        rarest_class_overlays, results_table, run_or_load, run_path,
-                                        snapshot_callback, summary_rows)
+from ceco_lite.engine import get_preset, load_snapshots, run_dir, run_or_load, snapshot_callback
+from ceco_lite.engine.data import decode_batch, load_data
+from ceco_lite.engine.studies import full_scale_plan
+from ceco_lite.plotting.runs import lambda_sweep_plot, per_class_iou_figure, rarest_class_overlays, summary_rows
+from ceco_lite.plotting.tables import ablation_table, results_table
+from ceco_lite.published import CECO_TABLE1, CECO_TABLE2
+from ceco_lite.widgets import TSNEExplorer
 
 TINY = dict(num_classes=4, image_size=(16, 16), num_images=16, num_val_images=8, batch_size=8, epochs=3,
             nc_max_images=8, device="cpu")
@@ -25,16 +27,18 @@ def _tiny(**kw):
 
 def test_config_tag_tracks_results_not_bookkeeping():
     a = _tiny(ceco_lambda=0.4)
-    assert config_tag(a) == config_tag(a.replace(progress=False, num_threads=1))
-    assert config_tag(a) != config_tag(a.replace(ceco_lambda=0.2))
-    assert run_path(a, "/r", "CeCo λ=0.4").name == f"CeCo___0.4-{config_tag(a)}"
+    assert a.tag() == a.replace(progress=False, num_threads=1, out_dir="/x", resume=True).tag()
+    assert a.tag() != a.replace(ceco_lambda=0.2).tag()
+    assert a.tag() != a.replace(fixed_pixel_classifier=True).tag()
+    assert run_dir(a, "/r").name == f"lam0.4-seed0-{a.tag()}"
+    assert run_dir(a, "/r") != run_dir(a.replace(epochs=4), "/r")
 
 
 def test_run_or_load_trains_once_and_snapshots_epochs(tmp_path):
     cfg = _tiny(ceco_lambda=0.4)
-    cb = snapshot_callback(cfg, tmp_path, "ceco", [1, 3], max_images=4)
-    first = run_or_load(cfg, tmp_path, "ceco", callback=cb)
-    assert len(first.history) == 3 and first.run_dir == run_path(cfg, tmp_path, "ceco")
+    cb = snapshot_callback(cfg, tmp_path, [1, 3], max_images=4)
+    first = run_or_load(cfg, tmp_path, callback=cb)
+    assert len(first.history) == 3 and first.run_dir == run_dir(cfg, tmp_path)
     snaps = load_snapshots(first)
     assert sorted(snaps) == [1, 3]
     feats, labels = snaps[3]
@@ -46,7 +50,7 @@ def test_run_or_load_trains_once_and_snapshots_epochs(tmp_path):
         ref = first.model.cpu().eval()(x)["features"].float()
     torch.testing.assert_close(feats, ref)
     t0 = time.perf_counter()
-    again = run_or_load(cfg, tmp_path, "ceco")  # finished: loaded, not retrained
+    again = run_or_load(cfg, tmp_path)  # finished: loaded, not retrained
     assert time.perf_counter() - t0 < 30
     assert again.history == first.history and again.metrics["miou"] == pytest.approx(first.metrics["miou"])
 
@@ -56,7 +60,8 @@ def test_tables_and_figures_from_results():
     mk = lambda miou, pc, nc: SimpleNamespace(metrics={
         "miou": miou, "head": pc[1], "common": pc[0], "tail": pc[2], "per_class": pc, "groups": groups,
         "class_counts": [50, 100, 1], "time_per_step": 0.1, "nc": {"equiangularity_centers": nc, "nc1": 1.0}},
-        history=[{"epoch": 1, "nc": {"equiangularity_centers": nc + 0.1}}, {"epoch": 2, "nc": {"equiangularity_centers": nc}}])
+        history=[{"epoch": 1, "nc": {"equiangularity_centers": nc + 0.1}}, {"epoch": 2, "nc": {"equiangularity_centers": nc}}],
+        score=miou)
     res = {"baseline": mk(30.0, [20.0, 60.0, 10.0], 0.5), "CeCo": mk(35.0, [30.0, 61.0, 14.0], 0.3)}
     rows = summary_rows(res)
     assert rows["CeCo"]["tail"] == 14.0 and rows["baseline"]["equiangularity_centers"] == 0.5
@@ -67,9 +72,9 @@ def test_tables_and_figures_from_results():
     assert list(fig.data[1].y) == [61.0, 30.0, 14.0]
     sweep = lambda_sweep_plot({0.0: res["baseline"], 0.4: res["CeCo"]})
     assert list(sweep.data[0].y) == [30.0, 35.0]
-    assert list(sweep.data[1].y) == [PAPER_TABLE2[k][0] for k in sorted(PAPER_TABLE2)]
-    table = ablation_rows({("learned", None): res["baseline"], ("learned", "fixed"): res["CeCo"]})
-    assert "PC learned / CC fixed" in table and f"<td>{PAPER_TABLE1[('learned', 'fixed')][0]:.1f}</td>" in table
+    assert list(sweep.data[1].y) == [CECO_TABLE2[k][0] for k in sorted(CECO_TABLE2)]
+    table = ablation_table({("learned", None): res["baseline"], ("learned", "fixed"): res["CeCo"]})
+    assert "PC learned / CC fixed" in table and f"<td>{CECO_TABLE1[('learned', 'fixed')][0]:.1f}</td>" in table
 
 
 def test_tsne_explorer_switches_run_epoch_and_classes():
@@ -108,8 +113,6 @@ def test_rarest_class_overlays_rank_images_by_tail_pixels():
 
 
 def test_rarest_class_overlays_decodes_uint8_images_for_the_model():
-    from ceco_lite.engine.data import decode_batch
-
     seen = []
 
     class Record(torch.nn.Module):  # remembers its input, predicts class 0
@@ -131,7 +134,8 @@ def test_rarest_class_overlays_decodes_uint8_images_for_the_model():
 def test_full_scale_plan_smoke_and_fallback(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     cfg, msg, full = full_scale_plan(data_root=tmp_path)
-    assert not full and cfg.dataset == "synthetic" and "Neither Cityscapes nor CIFAR-10" in msg
+    assert not full and cfg.dataset == "synthetic" and "No real data set was found" in msg
+    assert "cityscapes data not found" in msg and "cifar10-lt data not found" in msg
     assert cfg.max_steps == 2
     (tmp_path / "cifar" / "cifar-10-batches-py").mkdir(parents=True)
     cfg, msg, full = full_scale_plan(data_root=tmp_path)

@@ -1,11 +1,11 @@
-"""Tests of ceco_lite.plotting_segmentation (figure builders of lessons 3, 5, 6)."""
+"""Tests of ceco_lite.plotting.segmentation (figure builders of lessons 3, 5, 6)."""
 from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from ceco_lite import plotting_segmentation as ps
+from ceco_lite.plotting import segmentation as ps
 
 
 def test_colorize_mask_matches_a_loop():

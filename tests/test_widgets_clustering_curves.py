@@ -1,4 +1,5 @@
-"""Tests of ceco_lite.widgets.beyond (lesson 6): set a control, check the figure changed."""
+"""Lesson 6 widgets (cluster sizes, training curves) and the HTML tables of runs: set a control, check the
+figure changed."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +7,10 @@ import pytest
 
 from ceco_lite.clustering import imbalanced_blobs
 from ceco_lite.iddc import weibull_density
-from ceco_lite.widgets.beyond import (IN2NECT_TABLE2, ClusteringExplorer, RunComparison, compare_to_baseline,
-                                      run_comparison_table, weibull_penalty_figure)
+from ceco_lite.plotting.segmentation import weibull_penalty_figure
+from ceco_lite.plotting.tables import compare_to_baseline, run_comparison_table
+from ceco_lite.published import IN2NECT_TABLE2
+from ceco_lite.widgets import ClusteringExplorer, TrainingCurvesExplorer
 
 
 def test_clustering_explorer_slider_retrains_and_redraws():
@@ -60,10 +63,10 @@ def test_compare_to_baseline_lines():
 def test_run_comparison_dropdown_switches_metric():
     hist = {"a": [{"epoch": 1, "miou": 1.0, "nc": {"nc1": 5.0}}, {"epoch": 2, "miou": 2.0, "nc": {"nc1": 4.0}}],
             "b": [{"epoch": 1, "miou": 3.0, "nc": {"nc1": 7.0}}]}
-    rc = RunComparison(hist, ["miou", "nc.nc1"], labels={"nc.nc1": "NC1"})
+    rc = TrainingCurvesExplorer(hist, ["miou", "nc.nc1"], labels={"nc.nc1": "NC1"})
     assert list(rc.figure.data[0].y) == [1.0, 2.0]
     rc.metric.value = "nc.nc1"
     assert list(rc.figure.data[0].y) == [5.0, 4.0] and list(rc.figure.data[1].y) == [7.0]
     assert rc.figure.layout.yaxis.title.text == "NC1"
     with pytest.raises(ValueError, match="metrics"):
-        RunComparison(hist, [])
+        TrainingCurvesExplorer(hist, [])

@@ -1,4 +1,5 @@
-"""Tests of ceco_lite.widgets.segmentation_data (lesson 3): set a slider, check the figure changed."""
+"""Lesson 3: the synthetic-data explorer (set a slider, check the figure changed), the measured imbalance of
+real data (ceco_lite.engine.studies) and the NC-curve figures of runs."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -7,12 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ceco_lite.engine.studies import accuracy_frequency_correlation, dataset_status, measured_imbalance
+from ceco_lite.plotting.runs import imbalance_rows, nc_comparison_figure, nc_curves
+from ceco_lite.published import IMBALANCE_FACTORS
+from ceco_lite.widgets import SyntheticDataExplorer
 from data_utils import make_synthetic_segmentation
-from ceco_lite.engine import get_preset
-from ceco_lite.widgets.segmentation_data import (PAPER_IMBALANCE_FACTORS, SyntheticDataExplorer,
-                                                 accuracy_frequency_correlation, cityscapes_sample_stats,
-                                                 dataset_status, imbalance_rows, nc_comparison_figure, nc_curves,
-                                                 synthetic_class_names)
+from data_utils.synthetic import class_names
 
 
 def _bruteforce_counts(masks, K):
@@ -41,14 +42,14 @@ def test_explorer_sliders_regenerate_data_and_redraw():
 
 
 def test_synthetic_class_names_mark_groups():
-    names = synthetic_class_names(6)
+    names = class_names(6)
     assert names[0] == "0 (head)" and names[-1].endswith("(tail)") and len(names) == 6
 
 
 def test_imbalance_rows_ours_then_paper():
     rows = imbalance_rows({"ours": {"pixel_if": 12.0, "center_if": 3.0}})
     assert rows[0] == ("ours", 12.0, 3.0)
-    assert ("Cityscapes (paper)", 373.0, 20.0) in rows and len(rows) == 1 + len(PAPER_IMBALANCE_FACTORS)
+    assert ("Cityscapes (paper)", 373.0, 20.0) in rows and len(rows) == 1 + len(IMBALANCE_FACTORS)
 
 
 def _fake_cityscapes(root, split, city, labels_list):
@@ -62,7 +63,7 @@ def _fake_cityscapes(root, split, city, labels_list):
             root / "gtFine" / split / city / f"{stem}_gtFine_labelIds.png")
 
 
-def test_cityscapes_sample_stats_counts_a_fake_sample(tmp_path, monkeypatch):
+def test_measured_imbalance_counts_a_fake_cityscapes_sample(tmp_path, monkeypatch):
     monkeypatch.setenv("CECO_CACHE_DIR", str(tmp_path / "cache"))
     root = tmp_path / "cityscapes"
     a = np.full((8, 16), 7)       # labelId 7 = road (trainId 0)
@@ -71,7 +72,7 @@ def test_cityscapes_sample_stats_counts_a_fake_sample(tmp_path, monkeypatch):
     b = np.full((8, 16), 7)
     b[0, 0] = 26                  # 1 car pixel
     _fake_cityscapes(root, "train", "aachen", [a, b])
-    stats, msg = cityscapes_sample_stats(tmp_path, splits=("train",), size=(8, 16))
+    stats, msg = measured_imbalance("cityscapes", tmp_path, splits=("train",), size=(8, 16))
     assert stats is not None and "2 images" in msg
     assert stats["pixel_counts"][0] == (112 - 6) + 127 and stats["pixel_counts"][13] == 7
     assert stats["center_counts"][0] == 2 and stats["center_counts"][13] == 2
@@ -79,16 +80,16 @@ def test_cityscapes_sample_stats_counts_a_fake_sample(tmp_path, monkeypatch):
     assert stats["palette"].shape == (19, 3)
 
 
-def test_cityscapes_sample_stats_missing_data_says_how_to_get_it(tmp_path):
-    stats, msg = cityscapes_sample_stats(tmp_path / "nowhere")
-    assert stats is None and "cityscapes-dataset.com" in msg and "synthetic" in msg
-    stats, msg = cityscapes_sample_stats(tmp_path)  # exists but holds no Cityscapes
-    assert stats is None and "No Cityscapes" in msg
+def test_measured_imbalance_missing_data_says_how_to_get_it(tmp_path):
+    stats, msg = measured_imbalance("cityscapes", tmp_path / "nowhere")
+    assert stats is None and "cityscapes-dataset.com" in msg and "not found" in msg
+    stats, msg = measured_imbalance("cityscapes", tmp_path)  # exists but holds no Cityscapes
+    assert stats is None and "holds neither leftImg8bit" in msg
 
 
 def test_dataset_status(tmp_path):
-    assert dataset_status(get_preset("synthetic-cpu")) == (True, "")
-    ok, msg = dataset_status(get_preset("cifar10-lt", data_root=str(tmp_path)))
+    assert dataset_status("synthetic") == (True, "")
+    ok, msg = dataset_status("cifar10-lt", tmp_path)
     assert not ok and "download=True" in msg
 
 

@@ -1,6 +1,6 @@
 """Plotly figure builders and updaters shared by the lessons.
 
-Layers (DEV_NOTES): the maths lives in :mod:`ceco_lite` (etf, ufm, gradients, nc),
+Layers: the maths lives in :mod:`ceco_lite` (etf, ufm, gradients, nc),
 figures live here, widget wiring lives in :mod:`ceco_lite.widgets`, and the
 notebooks only call widgets.  Every *builder* returns a
 :class:`plotly.graph_objects.FigureWidget` whose traces have fixed positions (named
@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+from scipy.spatial import ConvexHull
 
 __all__ = [
     "to_numpy",
@@ -141,8 +142,6 @@ def _hull_faces(points: np.ndarray):
     if K == 3:
         return [0], [1], [2]
     try:
-        from scipy.spatial import ConvexHull
-
         hull = ConvexHull(points.T)
         tri = hull.simplices
         return tri[:, 0].tolist(), tri[:, 1].tolist(), tri[:, 2].tolist()

@@ -10,7 +10,11 @@ from __future__ import annotations
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
+import plotly.colors as pc
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ..iddc import weibull_density
 
 __all__ = [
     "COLORS",
@@ -30,6 +34,7 @@ __all__ = [
     "cluster_sizes_figure",
     "update_cluster_sizes",
     "prior_penalty_figure",
+    "weibull_penalty_figure",
 ]
 
 #: Colours of the compared runs / curves (colour-blind friendly, Okabe-Ito).
@@ -40,8 +45,6 @@ _LAYOUT = dict(template="plotly_white", margin=dict(l=50, r=20, t=50, b=40))
 
 def _class_palette(num_classes: int) -> np.ndarray:
     """``(K, 3)`` uint8 colours, fixed per class id (plotly's qualitative sets)."""
-    import plotly.colors as pc
-
     names = pc.qualitative.Dark24 + pc.qualitative.Light24
     rgb = [pc.hex_to_rgb(names[k % len(names)]) for k in range(num_classes)]
     return np.asarray(rgb, dtype=np.uint8)
@@ -105,8 +108,6 @@ def mask_grid_figure(images: Sequence, rows: Mapping[str, Sequence], *, palette=
     palette, num_classes, ignore_index
         See :func:`colorize_mask`.
     """
-    from plotly.subplots import make_subplots
-
     n = len(images)
     names = list(rows)
     nrows = 1 + len(names)
@@ -346,3 +347,15 @@ def prior_penalty_figure(x, curves: Mapping[str, Sequence[float]], *,
     for i, (name, y) in enumerate(curves.items()):
         fig.add_scatter(x=list(x), y=list(y), name=name, mode="lines", line=dict(color=COLORS[i], width=3))
     return fig
+
+
+def weibull_penalty_figure(shapes: Sequence[float] = (0.3, 1.0, 2.0), *, lam: float = 5.0, num_points: int = 200):
+    """The Weibull density ``f(x)`` (:func:`ceco_lite.iddc.weibull_density`) on ``x ∈ [1e-4, 1]``.
+
+    One line per shape ``k``; IDDC uses ``k = 0.3`` (falls monotonically, so near-empty
+    clusters cost most), ``k >= 1`` does not have that property.
+    """
+    x = np.logspace(-4, 0, num_points)
+    curves = {f"k = {k:g}" + (" (IDDC)" if k == 0.3 else ""): weibull_density(x, lam=lam, k=k) for k in shapes}
+    return prior_penalty_figure(x, curves, title=f"Weibull density f(x), λ = {lam:g}",
+                                yaxis_title="f(x)")
