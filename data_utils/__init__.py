@@ -27,6 +27,11 @@ _EXPORTS = {
     "head_common_tail": "stats",
     "pearson": "stats",
     "long_tail_profile": "profiles",
+    "CamVid": "camvid",
+    "CAMVID_CLASSES": "camvid",
+    "CAMVID_PALETTE": "camvid",
+    "SegmentationFolder": "segmentation_folder",
+    "CorruptImageError": "segmentation_folder",
 }
 
 __all__ = sorted(_EXPORTS)

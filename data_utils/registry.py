@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import cifar_lt, cityscapes, synthetic
+from . import camvid, cifar_lt, cityscapes, synthetic
 from .paths import find_dataset_root
 
 __all__ = ["DatasetSpec", "LoadRequest", "register_dataset", "get_dataset", "dataset_names", "DATASETS"]
@@ -189,6 +189,12 @@ register_dataset(DatasetSpec(
     classes=cityscapes.CITYSCAPES_CLASSES, palette=cityscapes.CITYSCAPES_PALETTE,
     mean=cityscapes.IMAGENET_MEAN, std=cityscapes.IMAGENET_STD, folder="cityscapes", marker="leftImg8bit",
     how_to_get=cityscapes.HOW_TO_GET, default_size=(256, 512),
+))
+register_dataset(DatasetSpec(
+    name="camvid", task="segmentation", num_classes=11, loader=camvid.load_split,
+    classes=camvid.CAMVID_CLASSES, palette=camvid.CAMVID_PALETTE, mean=camvid.IMAGENET_MEAN,
+    std=camvid.IMAGENET_STD, folder=camvid.FOLDER, marker=camvid.MARKER, how_to_get=camvid.HOW_TO_GET,
+    eval_split="val", default_size=camvid.DEFAULT_SIZE,
 ))
 register_dataset(DatasetSpec(
     name="cifar10-lt", task="classification", num_classes=10, loader=functools.partial(cifar_lt.load_split, cifar_lt.CIFAR10LT),

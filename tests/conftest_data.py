@@ -1,6 +1,6 @@
 """Tiny, format-faithful data fixtures for the data_utils tests.
 
-Imported by tests/test_cifar_lt.py, test_cityscapes.py and test_stats.py (not a
+Imported by tests/test_cifar_lt.py, test_cityscapes.py, test_camvid.py and test_stats.py (not a
 conftest.py: that file belongs to the infra helper). Everything is written under
 pytest's tmp_path, so the suite passes on a fresh machine without real data.
 """
@@ -106,6 +106,54 @@ def cityscapes_root(tmp_path):
     return write_cityscapes(tmp_path / "cityscapes")
 
 
+#: Colour of every CamVid annotation value 0..11 in the fixture images (11 = unlabelled).
+CAMVID_FIXTURE_COLOURS = ((np.arange(12)[:, None] * np.array([23, 71, 113])[None, :]) % 256).astype(np.uint8)
+
+
+def write_camvid(root: Path, layout=None, size=(24, 32), seed: int = 0, block: int = 8) -> Path:
+    """Write a CamVid tree in the SegNet layout with small PNGs.
+
+    ``<root>/<split>/<seq>_<frame>.png`` (RGB) and ``<root>/<split>annot/<same name>``
+    (mode L), ``layout`` mapping split -> number of frames (default train 4, val 2,
+    test 2). Annotations are blocky maps of random values 0..11 (the first frame of a
+    split holds all of them, so 11 = unlabelled occurs);
+    every value has its own image colour (:data:`CAMVID_FIXTURE_COLOURS`), so image and
+    mask stay in register. Returns ``root``.
+    """
+    layout = layout or {"train": 4, "val": 2, "test": 2}
+    rng = np.random.RandomState(seed)
+    h, w = size
+    for split, n in layout.items():
+        (Path(root) / split).mkdir(parents=True, exist_ok=True)
+        (Path(root) / f"{split}annot").mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            name = f"{'0001TP' if i % 2 == 0 else 'Seq05VD'}_{30 * (i + 1):06d}.png"
+            values = rng.randint(0, 12, size=(h // block, w // block)).astype(np.uint8)
+            if i == 0:
+                values.flat[:12] = np.arange(12, dtype=np.uint8)  # every value occurs in every split
+            lab = np.kron(values, np.ones((block, block), dtype=np.uint8))
+            Image.fromarray(CAMVID_FIXTURE_COLOURS[lab]).save(Path(root) / split / name)
+            Image.fromarray(lab).save(Path(root) / f"{split}annot" / name)
+    return Path(root)
+
+
+@pytest.fixture
+def camvid_root(tmp_path):
+    return write_camvid(tmp_path / "camvid")
+
+
+def interior(mask: np.ndarray, radius: int = 2) -> np.ndarray:
+    """Pixels whose ``(2 radius + 1)``-square neighbourhood (sampled at its corners and
+    edge midpoints) holds one label, away from the border: a bool ``(H, W)`` array."""
+    inside = np.ones(mask.shape, dtype=bool)
+    for dy in (-radius, 0, radius):
+        for dx in (-radius, 0, radius):
+            inside &= np.roll(np.roll(mask, dy, 0), dx, 1) == mask
+    inside[:radius] = inside[-radius:] = False
+    inside[:, :radius] = inside[:, -radius:] = False
+    return inside
+
+
 def real_data_dir(sub: str):
     """``<default_data_dir()>/<sub>`` when it exists, else ``None``."""
     root = default_data_dir()
@@ -117,6 +165,9 @@ def real_data_dir(sub: str):
 
 needs_real_cityscapes = pytest.mark.skipif(
     real_data_dir("cityscapes") is None, reason="real Cityscapes sample not found (set CECO_DATA_DIR)"
+)
+needs_real_camvid = pytest.mark.skipif(
+    real_data_dir("camvid") is None, reason="real CamVid not found (set CECO_DATA_DIR)"
 )
 needs_real_cifar = pytest.mark.skipif(
     real_data_dir("cifar") is None, reason="real CIFAR sample not found (set CECO_DATA_DIR)"

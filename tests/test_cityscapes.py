@@ -1,6 +1,9 @@
 """Cityscapes subset (data_utils.cityscapes): trainIds, resizing, cache, errors."""
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,8 +12,9 @@ import torch
 from PIL import Image
 
 import data_utils.cityscapes as cs
+from ceco_lite.fileio import CorruptFileError, load_npz
 from conftest_data import cityscapes_root, needs_real_cityscapes, real_data_dir, write_cityscapes  # noqa: F401
-from data_utils import CityscapesSubset
+from data_utils import CityscapesSubset, CorruptImageError
 
 # The official cityscapesscripts label table (labels.py), written out independently:
 # (name, labelId, trainId). trainId 255 = ignored in evaluation.
@@ -91,7 +95,7 @@ def test_cache_avoids_decoding_and_is_atomic(cityscapes_root, tmp_path, monkeypa
     def no_decode(*args, **kwargs):
         raise AssertionError("PNG decoded although cached")
 
-    monkeypatch.setattr(cs.Image, "open", no_decode)
+    monkeypatch.setattr(Image, "open", no_decode)
     second = [ds[i] for i in range(len(ds))]
     for (a, b), (c, d) in zip(first, second):
         assert torch.equal(a, c) and torch.equal(b, d)
@@ -239,3 +243,49 @@ def test_real_sample_items_through_cache(real_cache):
     assert len(list(Path(real_cache).rglob("*.npz"))) == 1
     again = CityscapesSubset(root, "train", size=(32, 64), cache_dir=real_cache, cities=["zurich", "ulm"])
     assert torch.equal(again[0][1], mask) and torch.equal(again[0][0], image)
+
+
+@pytest.mark.parametrize("which", ["leftImg8bit", "gtFine"])
+@pytest.mark.parametrize("damage", ["empty", "truncated", "garbage"])
+def test_unreadable_png_raises_one_error_naming_it(cityscapes_root, tmp_path, which, damage):
+    victim = sorted((cityscapes_root / which / "train" / "aachen").glob("*.png"))[0]
+    data = victim.read_bytes()
+    victim.write_bytes({"empty": b"", "truncated": data[: len(data) // 2], "garbage": b"not a png" * 30}[damage])
+    ds = CityscapesSubset(cityscapes_root, "train", size=(16, 32), cache_dir=tmp_path / "cache")
+    index = ds.images.index(str(victim)) if which == "leftImg8bit" else ds.targets.index(str(victim))
+    with pytest.raises(CorruptImageError, match=re.escape(str(victim))) as info:
+        ds[index]
+    assert isinstance(info.value, CorruptFileError) and info.value.path == victim
+    assert info.value.__cause__ is None and info.value.__suppress_context__  # one error, not a chain
+    if which == "gtFine":
+        with pytest.raises(CorruptImageError, match=re.escape(str(victim))):
+            ds.load_mask(index)
+    assert not list((tmp_path / "cache").rglob("*.npz"))  # nothing cached for the damaged pair
+    assert ds[(index + 1) % len(ds)][1].shape == (16, 32)
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated"])
+def test_damaged_cache_entry_raises_on_read_and_is_rebuilt(cityscapes_root, tmp_path, damage):
+    cache = tmp_path / "cache"
+    ds = CityscapesSubset(cityscapes_root, "train", size=(16, 32), cache_dir=cache)
+    want = ds.load_arrays(1)
+    entry = Path(ds._cache_path(1))
+    entry.write_bytes(b"" if damage == "empty" else entry.read_bytes()[:100])
+    with pytest.raises(CorruptFileError, match=re.escape(str(entry))):
+        load_npz(entry, ("image", "mask"))
+    again = CityscapesSubset(cityscapes_root, "train", size=(16, 32), cache_dir=cache)
+    image, mask = again.load_arrays(1)
+    assert np.array_equal(image, want[0]) and np.array_equal(mask, want[1])
+    rebuilt = load_npz(entry, ("image", "mask"))
+    assert np.array_equal(rebuilt["mask"], want[1])
+
+
+def test_orphan_cache_temporaries_are_removed(cityscapes_root, tmp_path):
+    folder = tmp_path / "cache" / "train" / "aachen"
+    folder.mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    orphan = folder / f".aachen_000000_000019_16x32_0123456789ab.npz.{dead.pid}.0badc0de.tmp"
+    orphan.write_bytes(b"half")
+    CityscapesSubset(cityscapes_root, "train", size=(16, 32), cache_dir=tmp_path / "cache")
+    assert not orphan.exists()
