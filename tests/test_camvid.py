@@ -349,7 +349,7 @@ def test_bad_arguments(camvid_root):
         (TypeError, "augment must be True or False", {"augment": "yes"}),
         (TypeError, "normalize must be True or False", {"normalize": 1}),
         (ValueError, "crop_scale must satisfy", {"crop_scale": (0.8, 0.5)}),
-        (ValueError, r"crop_scale\[0\] must be > 0", {"crop_scale": (0.0, 1.0)}),
+        (ValueError, r"crop_scale\[0\] must be finite and > 0", {"crop_scale": (0.0, 1.0)}),
         (TypeError, "crop_scale must be a pair", {"crop_scale": 0.5}),
         (TypeError, "cache_dir must be a folder", {"cache_dir": 3}),
         (TypeError, "transforms must be callable", {"transforms": 5}),
