@@ -80,6 +80,8 @@ def test_cluster_sizes_sorted():
 
 def test_lambda_and_if_figures():
     f = ps.lambda_sweep_figure([0, 0.4], [10, 12], {"P": [1, 2, 3]}, paper_lambdas=[0, 0.2, 0.4])
-    assert f.data[1].yaxis == "y2" and list(f.data[1].x) == [0, 0.2, 0.4]
+    assert f.data[1].yaxis in (None, "y") and list(f.data[1].x) == [0, 0.2, 0.4]  # one axis for all curves
+    assert list(f.data[0].y) == [0, 2] and list(f.data[1].y) == [0, 1, 2]  # gain over each curve's λ = 0
+    assert list(f.data[1].customdata) == [1, 2, 3]  # absolute mIoU in the hover
     g = ps.imbalance_factor_figure([("a", 100.0, 10.0)])
     assert g.layout.yaxis.type == "log" and list(g.data[1].y) == [10.0]

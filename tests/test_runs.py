@@ -71,8 +71,10 @@ def test_tables_and_figures_from_results():
     assert list(fig.data[0].x) == ["b [H]", "a [C]", "c [T]"]  # sorted by training frequency
     assert list(fig.data[1].y) == [61.0, 30.0, 14.0]
     sweep = lambda_sweep_plot({0.0: res["baseline"], 0.4: res["CeCo"]})
-    assert list(sweep.data[0].y) == [30.0, 35.0]
-    assert list(sweep.data[1].y) == [CECO_TABLE2[k][0] for k in sorted(CECO_TABLE2)]
+    assert list(sweep.data[0].customdata) == [30.0, 35.0] and list(sweep.data[0].y) == [0.0, 5.0]
+    scannet = [CECO_TABLE2[k][0] for k in sorted(CECO_TABLE2)]
+    assert list(sweep.data[1].customdata) == scannet
+    assert list(sweep.data[1].y) == [v - scannet[0] for v in scannet]
     table = ablation_table({("learned", None): res["baseline"], ("learned", "fixed"): res["CeCo"]})
     assert "PC learned / CC fixed" in table and f"<td>{CECO_TABLE1[('learned', 'fixed')][0]:.1f}</td>" in table
 

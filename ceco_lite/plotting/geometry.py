@@ -19,10 +19,15 @@ Other lessons add their own section at the end, following the same pattern.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from scipy.spatial import ConvexHull
+
+from .style import (BOUND_COLOR, COLORS, FIGURE_WIDTH, FIXED_COLOR, LEARNED_COLOR, NOTATION, class_axis, class_color,
+                    log_axis, style_figure)
 
 __all__ = [
     "to_numpy",
@@ -44,15 +49,6 @@ __all__ = [
     "update_gradient_flow",
 ]
 
-CLASS_COLORS = [
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
-]
-LEARNED_COLOR = "#d62728"
-FIXED_COLOR = "#1f77b4"
-BOUND_COLOR = "#2ca02c"
-#: width (px) of the two-column figures: wide enough for side-by-side subplots in JupyterLab
-FIGURE_WIDTH = 980
 
 
 # =========================================================================== generic helpers
@@ -64,22 +60,6 @@ def to_numpy(x) -> np.ndarray:
             x = x.double()
         x = x.numpy()
     return np.asarray(x, dtype=np.float64)
-
-
-def class_color(k: int) -> str:
-    """Colour of class ``k`` (cycled through a 10-colour palette)."""
-    return CLASS_COLORS[k % len(CLASS_COLORS)]
-
-
-def _base_layout(fig: go.FigureWidget, *, height: int, title: str | None = None, width: int | None = None) -> None:
-    fig.update_layout(
-        height=height,
-        width=width,
-        margin=dict(l=50, r=20, t=90, b=40),
-        template="plotly_white",
-        title=dict(text=title or "", y=0.98, yanchor="top", font=dict(size=14)),
-        legend=dict(orientation="h", yanchor="bottom", y=-0.25),
-    )
 
 
 def _unit_ball_scenes(fig: go.FigureWidget) -> None:
@@ -117,7 +97,7 @@ def etf_explorer_figure() -> go.FigureWidget:
     fig = make_subplots(
         rows=1, cols=2, column_widths=[0.55, 0.45],
         specs=[[{"type": "scene"}, {"type": "xy"}]],
-        subplot_titles=("ETF vectors (drag to rotate)", "Gram matrix M^T M"),
+        subplot_titles=("ETF vectors (drag to rotate)", f"Gram matrix {NOTATION['gram']}"),
     )
     fig.add_trace(go.Scatter3d(name="vertices", mode="markers+text", x=[], y=[], z=[],
                                marker=dict(size=6), textposition="top center", showlegend=False), 1, 1)
@@ -128,8 +108,10 @@ def etf_explorer_figure() -> go.FigureWidget:
     fig.add_trace(go.Heatmap(name="gram", z=[[0.0]], zmin=-1, zmax=1, colorscale="RdBu", reversescale=True,
                              texttemplate="%{z:.2f}", colorbar=dict(len=0.8, x=1.0)), 1, 2)
     fig = go.FigureWidget(fig)
-    _base_layout(fig, height=460, width=FIGURE_WIDTH)
+    style_figure(fig, height=460, width=FIGURE_WIDTH, legend=False)
     _unit_ball_scenes(fig)
+    class_axis(fig, row=1, col=2)
+    class_axis(fig, axis="y", row=1, col=2)
     fig.update_yaxes(autorange="reversed", row=1, col=2)
     return fig
 
@@ -186,12 +168,12 @@ def lemma1_histogram_figure() -> go.FigureWidget:
     """
     fig = go.FigureWidget()
     fig.add_trace(go.Histogram(name="random unit vectors", x=[], nbinsx=60, marker_color="#7f7f7f", opacity=0.8))
-    fig.add_trace(go.Scatter(name="Lemma 1 bound -1/(K-1)", x=[], y=[], mode="lines",
+    fig.add_trace(go.Scatter(name="Lemma 1 bound −1/(K−1)", x=[], y=[], mode="lines",
                              line=dict(color=BOUND_COLOR, width=3, dash="dash")))
     fig.add_trace(go.Scatter(name="spreading optimiser", x=[], y=[], mode="lines",
                              line=dict(color=LEARNED_COLOR, width=2)))
-    _base_layout(fig, height=380)
-    fig.update_xaxes(title_text="max_{k≠k'} cos(w_k, w_k')")
+    style_figure(fig, height=400)
+    fig.update_xaxes(title_text=NOTATION["max_cos"])
     fig.update_yaxes(title_text="number of random sets")
     return fig
 
@@ -229,9 +211,10 @@ def spread_figure() -> go.FigureWidget:
     fig.add_trace(go.Scatter(name="this step", x=[], y=[], mode="markers",
                              marker=dict(size=12, color="black", symbol="circle-open")), 1, 2)
     fig = go.FigureWidget(fig)
-    _base_layout(fig, height=420, width=FIGURE_WIDTH)
+    style_figure(fig, height=440, width=FIGURE_WIDTH)
     _unit_ball_scenes(fig)
     fig.update_xaxes(title_text="step", row=1, col=2)
+    fig.update_yaxes(title_text=NOTATION["max_cos"], row=1, col=2)
     return fig
 
 
@@ -280,8 +263,8 @@ def minority_collapse_figure() -> go.FigureWidget:
     """
     fig = make_subplots(
         rows=2, cols=2, vertical_spacing=0.16, horizontal_spacing=0.12,
-        subplot_titles=("cos(w_k, w_k'): classifiers", "cos of centred class means",
-                        "minority classifiers: mean cos vs R", "NC statistics (0 = collapse)"),
+        subplot_titles=("cos(w<sub>k</sub>, w<sub>k′</sub>) of the classifiers", "cos of the centred class means",
+                        "minority classifiers: mean cosine against R", "NC statistics (0 = collapse, log scale)"),
     )
     heat = dict(zmin=-1, zmax=1, colorscale="RdBu", reversescale=True)
     fig.add_trace(go.Heatmap(name="classifier cosines", z=[[0.0]], colorbar=dict(len=0.4, y=0.8), **heat), 1, 1)
@@ -297,12 +280,15 @@ def minority_collapse_figure() -> go.FigureWidget:
     fig.add_trace(go.Bar(name="NC statistics", x=[label for _, label in NC_BAR_KEYS], y=[0.0] * len(NC_BAR_KEYS),
                          marker_color="#9467bd", showlegend=False), 2, 2)
     fig = go.FigureWidget(fig)
-    _base_layout(fig, height=760, width=FIGURE_WIDTH)
-    fig.update_yaxes(autorange="reversed", row=1, col=1)
-    fig.update_yaxes(autorange="reversed", row=1, col=2)
-    fig.update_xaxes(type="log", title_text="imbalance ratio R = n_majority / n_minority", row=2, col=1)
+    style_figure(fig, height=780, width=FIGURE_WIDTH)
+    for col in (1, 2):
+        class_axis(fig, row=1, col=col)
+        class_axis(fig, axis="y", row=1, col=col)
+        fig.update_yaxes(autorange="reversed", row=1, col=col)
+    log_axis(fig, axis="x", row=2, col=1, title="imbalance ratio R = n<sub>majority</sub> / n<sub>minority</sub>")
     fig.update_yaxes(range=[-1.05, 1.05], title_text="mean cosine", row=2, col=1)
-    fig.update_yaxes(type="log", row=2, col=2)
+    class_axis(fig, [label for _, label in NC_BAR_KEYS], row=2, col=2)
+    log_axis(fig, row=2, col=2, title="value")
     return fig
 
 
@@ -343,11 +329,25 @@ def update_minority_curves(fig: go.FigureWidget, *, ratios=None, learned=None, f
                                y=[current_fixed] if current_fixed is not None else [])
 
 
+#: Bars below this value are drawn at it (a log axis cannot show 0); their labels give the true value.
+NC_BAR_FLOOR = 1e-12
+
+
 def update_nc_bars(fig: go.FigureWidget, stats: dict) -> None:
-    """Bars of the NC statistics (keys of :func:`ceco_lite.nc_metrics`; a tiny floor keeps log scale)."""
-    values = [max(float(stats.get(key, float("nan"))), 1e-12) for key, _ in NC_BAR_KEYS]
+    """Bars of the NC statistics (keys of :func:`ceco_lite.nc_metrics`), labelled with their true values.
+
+    On the log axis a value below :data:`NC_BAR_FLOOR` (an exact collapse, up to round-off) is
+    drawn at the floor and labelled "≈ 0 (<value>)"; the axis spans the values shown.
+    """
+    values = [float(stats.get(key, float("nan"))) for key, _ in NC_BAR_KEYS]
+    drawn = [max(v, NC_BAR_FLOOR) if v == v else NC_BAR_FLOOR for v in values]
+    text = [("n/a" if v != v else f"≈ 0 ({v:.0e})" if v < NC_BAR_FLOOR else f"{v:.2g}") for v in values]
+    lo = min(drawn) / 3.0
+    hi = max(drawn) * 3.0
     with fig.batch_update():
-        fig.data[6].update(x=[label for _, label in NC_BAR_KEYS], y=values, text=[f"{v:.1e}" for v in values])
+        fig.data[6].update(x=[label for _, label in NC_BAR_KEYS], y=drawn, text=text, textposition="outside",
+                           cliponaxis=False)
+        fig.layout.yaxis4.range = [math.log10(lo), math.log10(hi)]
 
 
 def class_accuracy_figure(frequency, accuracy, *, pearson: float, title: str,
@@ -377,8 +377,8 @@ def class_accuracy_figure(frequency, accuracy, *, pearson: float, title: str,
         xs = np.linspace(f.min(), f.max(), 20)
         fig.add_trace(go.Scatter(name="least-squares line", x=xs, y=slope * xs + intercept, mode="lines",
                                  line=dict(color=LEARNED_COLOR, dash="dash")))
-    _base_layout(fig, height=420, title=f"{title} — Pearson ρ = {pearson:.2f}")
-    fig.update_xaxes(title_text="class frequency f_k = n_k / n_max", range=[-0.05, 1.05])
+    style_figure(fig, height=440, title=f"{title} — Pearson ρ = {pearson:.2f}")
+    fig.update_xaxes(title_text="class frequency f<sub>k</sub> = n<sub>k</sub> / n<sub>max</sub>", range=[-0.05, 1.05])
     fig.update_yaxes(title_text=ylabel, range=[-0.05, 1.05])
     return fig
 
@@ -392,30 +392,36 @@ def gradient_flow_figure(num_classes: int) -> go.FigureWidget:
     4 ``||w_k - w_k'||`` heatmap (learned), 5 same (fixed ETF), 6 class sizes (bars, secondary).
     """
     fig = make_subplots(
-        rows=2, cols=2, vertical_spacing=0.17, horizontal_spacing=0.12,
+        rows=2, cols=2, vertical_spacing=0.17, horizontal_spacing=0.18,
         specs=[[{"secondary_y": True}, {}], [{}, {}]],
-        subplot_titles=("‖∂L/∂w_k‖: within- vs between-class part (Eq. 6)", "‖∂L/∂z_i‖ per class (Eq. 8)",
-                        "‖w_k − w_k'‖, learned centre classifier", "‖w_k − w_k'‖, fixed ETF"),
+        subplot_titles=(f"{NOTATION['grad_w']}: within- vs between-class part (Eq. 6)",
+                        f"{NOTATION['grad_z']} of one pixel, per class (Eq. 8)",
+                        f"{NOTATION['dist_w']}, learned centre classifier", f"{NOTATION['dist_w']}, fixed ETF"),
     )
     classes = [str(k) for k in range(num_classes)]
     zeros = [0.0] * num_classes
-    fig.add_trace(go.Bar(name="within-class part", x=classes, y=zeros, marker_color="#2ca02c"), 1, 1)
-    fig.add_trace(go.Bar(name="between-class part", x=classes, y=zeros, marker_color="#ff7f0e"), 1, 1)
-    fig.add_trace(go.Bar(name="‖∂L/∂z_i‖ learned", x=classes, y=zeros, marker_color=LEARNED_COLOR), 1, 2)
-    fig.add_trace(go.Bar(name="‖∂L/∂z_i‖ fixed ETF", x=classes, y=zeros, marker_color=FIXED_COLOR), 1, 2)
+    fig.add_trace(go.Bar(name="within-class part", x=classes, y=zeros, marker_color=COLORS[2]), 1, 1)
+    fig.add_trace(go.Bar(name="between-class part", x=classes, y=zeros, marker_color=COLORS[3]), 1, 1)
+    fig.add_trace(go.Bar(name=f"{NOTATION['grad_z']}, learned", x=classes, y=zeros, marker_color=LEARNED_COLOR), 1, 2)
+    fig.add_trace(go.Bar(name=f"{NOTATION['grad_z']}, fixed ETF", x=classes, y=zeros, marker_color=FIXED_COLOR), 1, 2)
     heat = dict(colorscale="Viridis", zmin=0.0)
     fig.add_trace(go.Heatmap(name="learned distances", z=[[0.0]], colorbar=dict(len=0.4, y=0.2), **heat), 2, 1)
     fig.add_trace(go.Heatmap(name="ETF distances", z=[[0.0]], showscale=False, **heat), 2, 2)
-    fig.add_trace(go.Scatter(name="class size n_k", x=classes, y=zeros, mode="lines+markers",
-                             line=dict(color="black", dash="dot")), 1, 1, secondary_y=True)
+    fig.add_trace(go.Scatter(name=f"class size {NOTATION['n_k']} (right axis)", x=classes, y=zeros,
+                             mode="lines+markers", line=dict(color="black", dash="dot")), 1, 1, secondary_y=True)
     fig = go.FigureWidget(fig)
-    _base_layout(fig, height=780, width=FIGURE_WIDTH)
+    style_figure(fig, height=800, width=FIGURE_WIDTH)
     fig.update_layout(barmode="group")
+    for row in (1, 2):
+        for col in (1, 2):
+            class_axis(fig, row=row, col=col, title="class k")
+    for col in (1, 2):
+        class_axis(fig, axis="y", row=2, col=col)
+        fig.update_yaxes(autorange="reversed", row=2, col=col)
     fig.update_yaxes(title_text="norm", row=1, col=1, secondary_y=False)
-    fig.update_yaxes(title_text="n_k", type="log", dtick=1, row=1, col=1, secondary_y=True, showgrid=False)
-    fig.update_yaxes(type="log", row=1, col=2)
-    fig.update_yaxes(autorange="reversed", row=2, col=1)
-    fig.update_yaxes(autorange="reversed", row=2, col=2)
+    fig.update_yaxes(title_text=f"{NOTATION['n_k']} (log)", type="log", dtick=1, exponentformat="power", row=1,
+                     col=1, secondary_y=True, showgrid=False)
+    log_axis(fig, row=1, col=2, title=f"{NOTATION['grad_z']} (log)")
     return fig
 
 

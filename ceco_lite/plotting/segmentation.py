@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..iddc import weibull_density
+from .style import COLORS, TEMPLATE
 
 __all__ = [
     "COLORS",
@@ -38,9 +39,8 @@ __all__ = [
 ]
 
 #: Colours of the compared runs / curves (colour-blind friendly, Okabe-Ito).
-COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
 
-_LAYOUT = dict(template="plotly_white", margin=dict(l=50, r=20, t=50, b=40))
+_LAYOUT = dict(template=TEMPLATE)
 
 
 def _class_palette(num_classes: int) -> np.ndarray:
@@ -159,9 +159,8 @@ def class_histogram_figure(pixel_counts, center_counts, class_names=None, *,
     """
     p, c, names = _sorted_counts(pixel_counts, center_counts, class_names)
     fig = go.FigureWidget(layout=dict(**_LAYOUT, title=title, barmode="group",
-                                      yaxis=dict(title="n_k / n_max", type="log" if log_y else "linear"),
-                                      xaxis=dict(title="classes sorted by pixel frequency"),
-                                      legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom")))
+                                      yaxis=dict(title="n<sub>k</sub> / n<sub>max</sub>", type="log" if log_y else "linear", dtick=1 if log_y else None),
+                                      xaxis=dict(title="classes sorted by pixel frequency")))
     fig.add_bar(x=names, y=_norm(p), name="pixels", marker_color=COLORS[0])
     fig.add_bar(x=names, y=_norm(c), name="centres", marker_color=COLORS[1])
     return fig
@@ -186,7 +185,7 @@ def imbalance_factor_figure(rows: Sequence[tuple[str, float, float]], *,
     """Grouped bars of (dataset, pixel IF, centre IF) on a log axis (paper Sec. 4.3, Table 12)."""
     labels = [r[0] for r in rows]
     fig = go.FigureWidget(layout=dict(**_LAYOUT, title=title, barmode="group",
-                                      yaxis=dict(title="imbalance factor n_max / n_min", type="log")))
+                                      yaxis=dict(title="imbalance factor n<sub>max</sub> / n<sub>min</sub>", type="log", dtick=1)))
     fig.add_bar(x=labels, y=[r[1] for r in rows], name="pixel / point IF", marker_color=COLORS[0],
                 text=[f"{r[1]:.0f}" for r in rows], textposition="outside")
     fig.add_bar(x=labels, y=[r[2] for r in rows], name="centre IF", marker_color=COLORS[1],
@@ -231,8 +230,7 @@ def grouped_bars_figure(categories: Sequence[str], series: Mapping[str, Sequence
                         title: str = "", yaxis_title: str = "", text_format: str = "{:.1f}",
                         colors: Mapping[str, str] | None = None) -> go.FigureWidget:
     """Grouped bar chart ``series name -> values per category`` (e.g. per-class IoU)."""
-    fig = go.FigureWidget(layout=dict(**_LAYOUT, title=title, barmode="group", yaxis=dict(title=yaxis_title),
-                                      legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom")))
+    fig = go.FigureWidget(layout=dict(**_LAYOUT, title=title, barmode="group", yaxis=dict(title=yaxis_title)))
     for i, (name, values) in enumerate(series.items()):
         vals = [float("nan") if v is None else float(v) for v in values]
         fig.add_bar(x=list(categories), y=vals, name=name,
@@ -257,18 +255,25 @@ def update_grouped_bars(fig: go.FigureWidget, categories: Sequence[str],
 def lambda_sweep_figure(lambdas: Sequence[float], ours: Sequence[float],
                         paper: Mapping[str, Sequence[float]] | None = None, *,
                         paper_lambdas: Sequence[float] | None = None,
-                        ours_name: str = "ours (mIoU)") -> go.FigureWidget:
-    """mIoU against λ: our runs (left axis) beside the paper's Table 2 (right axis)."""
-    fig = go.FigureWidget(layout=dict(**_LAYOUT, title="λ sweep (CeCo paper Table 2)",
-                                      xaxis=dict(title="λ (Eq. 5)"), yaxis=dict(title="our mIoU (%)"),
-                                      yaxis2=dict(title="paper mIoU (%)", overlaying="y", side="right"),
-                                      legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom")))
-    fig.add_scatter(x=list(lambdas), y=list(ours), name=ours_name, mode="lines+markers",
-                    line=dict(color=COLORS[0], width=3))
-    for i, (name, vals) in enumerate((paper or {}).items()):
-        fig.add_scatter(x=list(paper_lambdas if paper_lambdas is not None else lambdas), y=list(vals),
-                        name=f"paper: {name}", mode="lines+markers", yaxis="y2",
-                        line=dict(color=COLORS[1 + i], dash="dash"))
+                        ours_name: str = "ours") -> go.FigureWidget:
+    """mIoU gain over λ = 0 against λ: our runs beside the paper's Table 2, on one axis.
+
+    Each curve is drawn as its change from its own λ = 0 value (points of mIoU), so runs on
+    different data sets share one scale; the hover shows the absolute mIoU.
+    """
+    fig = go.FigureWidget(layout=dict(**_LAYOUT, title="mIoU gain over λ = 0 against λ (CeCo paper Table 2)",
+                                      xaxis=dict(title="λ (Eq. 5)"),
+                                      yaxis=dict(title="mIoU − mIoU(λ = 0)  (points)")))
+    series = {ours_name: (list(lambdas), list(ours))}
+    for name, vals in (paper or {}).items():
+        series[f"paper: {name}"] = (list(paper_lambdas if paper_lambdas is not None else lambdas), list(vals))
+    for i, (name, (xs, ys)) in enumerate(series.items()):
+        base = ys[xs.index(0.0)] if 0.0 in xs else ys[0]
+        fig.add_scatter(x=xs, y=[y - base for y in ys], customdata=ys, name=name, mode="lines+markers",
+                        hovertemplate="λ = %{x}: mIoU %{customdata:.1f} (%{y:+.1f})",
+                        line=dict(color=COLORS[i % len(COLORS)], width=3 if i == 0 else 2,
+                                  dash="solid" if i == 0 else "dash"))
+    fig.add_hline(y=0, line=dict(color="#999", width=1))
     return fig
 
 
@@ -313,8 +318,7 @@ def cluster_sizes_figure(true_sizes, predicted: Mapping[str, Sequence[int]], *,
     t = np.sort(np.asarray(true_sizes))[::-1]
     fig = go.FigureWidget(layout=dict(**_LAYOUT, title=title, barmode="group",
                                       xaxis=dict(title="cluster rank (largest first)"),
-                                      yaxis=dict(title="points per cluster"),
-                                      legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom")))
+                                      yaxis=dict(title="points per cluster")))
     ranks = list(range(1, len(t) + 1))
     fig.add_bar(x=ranks, y=t, name="true sizes", marker_color="lightgray")
     for i, (name, sizes) in enumerate(predicted.items()):
