@@ -21,7 +21,6 @@ configurations use unit ETF columns and L2-normalised features
 (``normalize_features=True`` here). Their class-dependent lengths
 (``produce_Ew`` / ``produce_global_Ew``) rescale the class vectors to
 ``‖w*_k‖ = √(γ/n_k)`` and are ``class_lengths="batch"`` / ``"global"``.
-Conventions and sources: ``docs/conventions.md``.
 """
 from __future__ import annotations
 

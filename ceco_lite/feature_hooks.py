@@ -15,8 +15,7 @@ output, on every forward::
 
 Features at an output stride are fine: :class:`ceco_lite.CenterCollapseLoss`
 aligns ``(B, d, h, w)`` features with ``(B, H, W)`` labels. The layer whose
-*input* is the pre-classifier feature map, for common models
-(``docs/conventions.md``):
+*input* is the pre-classifier feature map, for common models:
 
 * torchvision ``deeplabv3_*`` and ``fcn_*``: ``"classifier.4"`` (the final 1x1 conv);
 * torchvision ``lraspp_mobilenet_v3_large``: ``"classifier.high_classifier"``

@@ -633,9 +633,10 @@ class NCAccumulator:
     def compute(self, classifier: Any = None, bias: Any = None) -> dict[str, Any]:
         """Neural-collapse statistics of all data seen.
 
-        Every key is defined in ``docs/conventions.md``; in short (``K`` =
-        number of classes present, ``M̃`` = centred class means, ``ẑ_k`` their
-        directions, ``P = (I − 11^T/K)/√(K−1)`` the normalised simplex-ETF Gram):
+        ``K`` = number of classes present, ``M̃`` = centred class means,
+        ``ẑ_k`` their directions, ``P = (I − 11^T/K)/√(K−1)`` the normalised
+        simplex-ETF Gram; the statistics of other libraries, their sources and
+        global-mean conventions are in ``docs/conventions.md``.
 
         Parameters
         ----------
