@@ -24,8 +24,6 @@ configurations use unit ETF columns and L2-normalised features
 """
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor, nn
 
