@@ -54,6 +54,14 @@ _EXPORTS = {
     "tsne_embedding": "tsne",
     # models with exposed pre-classifier features (ceco_lite/models/)
     "build_model": "models",
+    # CeCo on any model: features captured by a forward hook (ceco_lite/feature_hooks.py)
+    "FeatureTap": "feature_hooks",
+    "attach_features": "feature_hooks",
+    "main_output": "feature_hooks",
+    "unwrap_model": "feature_hooks",
+    # Yang et al.'s dot-regression loss for a fixed ETF (ceco_lite/dot_regression.py)
+    "DotRegressionLoss": "dot_regression",
+    "dot_regression_class_lengths": "dot_regression",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -1,36 +1,55 @@
 """Neural-collapse statistics (NC1--NC4) for classification and segmentation.
 
 Definitions follow Papyan, Han & Donoho (PNAS 2020) and the CeCo paper
-(Zhong et al., CVPR 2023, Sec. 3.2, Fig. 2, 4, 5) with the conventions fixed in
-SPEC §3 of this project:
+(Zhong et al., CVPR 2023, Sec. 3.2, Fig. 2, 4, 5), with these conventions:
 
 * samples whose label equals ``ignore_index`` (255) are dropped;
 * classes with ``n_k = 0`` are dropped from *every* statistic and ``K`` is the
   number of classes present;
 * the global mean ``z_G`` is the sample-weighted mean of all kept samples
   (``global_mean="samples"``, the paper's definition) or the unweighted mean of
-  the class means (``global_mean="classes"``);
+  the class means (``global_mean="classes"``, the convention of Papyan et al.'s
+  original code and of ``rhubarbwu/neural-collapse``);
 * ``ẑ_k = (z̄_k − z_G)/‖z̄_k − z_G‖`` and ``ŵ_k = w_k/‖w_k‖`` (classifiers are
   not centred);
 * standard deviations are unbiased (``ddof = 1``).
 
+Beside these, :meth:`NCAccumulator.compute` returns the statistics of the public
+neural-collapse libraries -- the class-distance normalised variance (CDNV,
+Galanti et al. 2022), the ETF-structure and self-duality errors (Kothapalli
+2023; ``tding1/Neural-Collapse``; ``rhubarbwu/neural-collapse``), the
+hyperspherical-uniformity kernels of Liu et al. (2023), the trace quotient NC1
+of Tirer et al. (2023), NC4 with a classifier bias and the bias residual --
+each defined, with its source and the library's global-mean convention, in
+``docs/conventions.md`` ("Neural-collapse statistics from other libraries").
+
 Segmentation produces millions of pixel features, so everything is computed by
-streaming (:class:`NCAccumulator`): per-class sums ``(K, d)``, counts ``(K,)``
-and one pooled second-moment matrix ``(d, d)`` in float64. The one-shot
-function :func:`nc_metrics` feeds its input through the same accumulator, so the
-two can never disagree.
+streaming (:class:`NCAccumulator`): per-class sums ``(K, d)``, counts ``(K,)``,
+per-class sums of squared norms ``(K,)`` and one pooled second-moment matrix
+``(d, d)`` in float64. The one-shot function :func:`nc_metrics` feeds its input
+through the same accumulator, so the two can never disagree.
 
 Layout: a classifier ``W`` has shape ``(d, K)`` -- one column per class. A
-module holding an ``nn.Linear(d, K)`` passes ``linear.weight.T``.
+module holding an ``nn.Linear(d, K)`` passes ``linear.weight.T`` (and
+``linear.bias`` as ``bias``).
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
-import numpy as np
 import torch
 
 from .centers import class_sums
+from .validation import (
+    check_bias,
+    check_choice,
+    check_classifier,
+    check_ignore_index,
+    check_int,
+    check_num_classes,
+    check_tensor_like,
+)
 
 __all__ = ["nc_metrics", "NCAccumulator", "delta_inter", "delta_intra"]
 
@@ -41,35 +60,13 @@ _CHUNK_ELEMENTS = 1 << 22
 
 
 # --------------------------------------------------------------------------- #
-# input validation
+# input layout
 # --------------------------------------------------------------------------- #
-def _as_tensor(x: Any, name: str) -> torch.Tensor:
-    if isinstance(x, torch.Tensor):
-        return x
-    if isinstance(x, np.ndarray):
-        return torch.from_numpy(x)
-    raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(x).__name__}")
-
-
-def _check_num_classes(num_classes: Any) -> int:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
-        raise TypeError(f"num_classes must be an int, got {type(num_classes).__name__}")
-    if num_classes < 2:
-        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-    return int(num_classes)
-
-
-def _check_global_mean(global_mean: Any) -> str:
-    if global_mean not in _GLOBAL_MEAN_OPTIONS:
-        raise ValueError(f"global_mean must be one of {_GLOBAL_MEAN_OPTIONS}, got {global_mean!r}")
-    return global_mean
-
-
 def _columns(
     features: Any,
     labels: Any,
     num_classes: int,
-    ignore_index: int,
+    ignore_index: int | None,
     dim: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Validate ``(features, labels)``; return channel-first views without copying.
@@ -80,12 +77,8 @@ def _columns(
     dtypes, shapes, ``dim``, label values and finiteness of the kept samples
     before anything is accumulated.
     """
-    features = _as_tensor(features, "features")
-    labels = _as_tensor(labels, "labels")
-    if not features.is_floating_point():
-        raise TypeError(f"features must have a floating dtype, got {features.dtype}")
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise TypeError(f"labels must have an integer dtype, got {labels.dtype}")
+    features = check_tensor_like(features, "features", kind="floating")
+    labels = check_tensor_like(labels, "labels", kind="integer")
     if features.ndim == 2:
         if labels.ndim != 1 or labels.shape[0] != features.shape[0]:
             raise ValueError(
@@ -108,7 +101,7 @@ def _columns(
     if dim is not None and x.shape[1] != dim:
         raise ValueError(f"features have feature dimension {x.shape[1]}, expected dim={dim}")
     y = labels.to(device=x.device, dtype=torch.int64).reshape(x.shape[0], x.shape[2])
-    keep = y != ignore_index
+    keep = _kept(y, ignore_index)
     bad = keep & ((y < 0) | (y >= num_classes))
     if bool(bad.any()):
         value = int(y[bad][0])
@@ -119,6 +112,13 @@ def _columns(
     if not bool(torch.isfinite(x).all()) and not bool((torch.isfinite(x).all(dim=1) | ~keep).all()):
         raise ValueError("features contain NaN or Inf (at a non-ignored sample)")
     return x, y
+
+
+def _kept(y: torch.Tensor, ignore_index: int | None) -> torch.Tensor:
+    """Boolean mask of the samples that are not ignored."""
+    if ignore_index is None:
+        return torch.ones_like(y, dtype=torch.bool)
+    return y != ignore_index
 
 
 def _chunks(x: torch.Tensor, y: torch.Tensor, device: torch.device):
@@ -132,18 +132,12 @@ def _chunks(x: torch.Tensor, y: torch.Tensor, device: torch.device):
             )
 
 
-def _check_classifier(classifier: Any, dim: int, num_classes: int) -> torch.Tensor:
-    w = _as_tensor(classifier, "classifier")
-    if not w.is_floating_point():
-        raise TypeError(f"classifier must have a floating dtype, got {w.dtype}")
-    if tuple(w.shape) != (dim, num_classes):
-        raise ValueError(
-            f"classifier must have shape (d, num_classes) = ({dim}, {num_classes}) -- one column "
-            f"per class (pass nn.Linear.weight.T); got {tuple(w.shape)}"
-        )
-    if not bool(torch.isfinite(w).all()):
-        raise ValueError("classifier contains NaN or Inf")
-    return w.detach()
+def _overflow_error(what: str) -> ValueError:
+    return ValueError(
+        f"features are too large for the statistics: {what} overflow float64 "
+        f"(largest float64 {torch.finfo(torch.float64).max:.3g}); rescale the features "
+        "(every statistic except delta_intra is scale-invariant)"
+    )
 
 
 # --------------------------------------------------------------------------- #
@@ -152,14 +146,15 @@ def _check_classifier(classifier: Any, dim: int, num_classes: int) -> torch.Tens
 def _pairwise_cosine_stats(vectors: torch.Tensor) -> tuple[float, float]:
     """Equiangularity and maximal-angle statistics of ``K`` vectors.
 
-    The one implementation of the pairwise-cosine statistics of SPEC §3 (CeCo
-    paper Fig. 2 / Fig. 4): with ``c_kk' = cos(v_k, v_k')`` over the
-    ``K(K−1)/2`` distinct pairs,
+    The one implementation of the pairwise-cosine statistics (CeCo paper Fig. 2
+    / Fig. 4): with ``c_kk' = cos(v_k, v_k')`` over the ``K(K−1)/2`` distinct
+    pairs,
 
     * equiangularity = unbiased std of ``c_kk'`` (0.0 when ``K = 2``: a single
       pair has no spread);
     * maximal angle = mean ``|c_kk' + 1/(K−1)|`` -- this is also In2NeCT's
-      ``Δ_Inter`` (Table 2) when the vectors are the centred class means.
+      ``Δ_Inter`` (Table 2) when the vectors are the centred class means, and
+      the "mutual coherence" of Papyan et al.'s code.
 
     Parameters
     ----------
@@ -172,22 +167,27 @@ def _pairwise_cosine_stats(vectors: torch.Tensor) -> tuple[float, float]:
     """
     k = vectors.shape[0]
     unit = vectors / vectors.norm(dim=1, keepdim=True)
-    gram = unit @ unit.T
-    iu = torch.triu_indices(k, k, offset=1, device=gram.device)
-    cos = gram[iu[0], iu[1]]
+    cos = _upper(unit @ unit.T)
     equiangularity = float(cos.std(unbiased=True)) if cos.numel() > 1 else 0.0
     max_angle = float((cos + 1.0 / (k - 1)).abs().mean())
     return equiangularity, max_angle
 
 
+def _upper(square: torch.Tensor) -> torch.Tensor:
+    """Entries ``(k, k')`` with ``k < k'`` of a ``(K, K)`` matrix, row by row."""
+    k = square.shape[0]
+    iu = torch.triu_indices(k, k, offset=1, device=square.device)
+    return square[iu[0], iu[1]]
+
+
 def _equinorm(vectors: torch.Tensor) -> float:
-    """Equinorm = unbiased std / mean of the row norms of ``vectors`` (SPEC §3)."""
+    """Equinorm = unbiased std / mean of the row norms of ``vectors``."""
     norms = vectors.norm(dim=1)
     return float(norms.std(unbiased=True) / norms.mean())
 
 
 def _nc1(sigma_w: torch.Tensor, centred: torch.Tensor) -> float:
-    """NC1 = Tr(Σ_W Σ_B^†)/K (Papyan et al. 2020; SPEC §3).
+    """NC1 = Tr(Σ_W Σ_B^†)/K (Papyan et al. 2020).
 
     ``Σ_B = (1/K) M̃ M̃^T`` with ``M̃`` the centred class means (rows of
     ``centred``, shape ``(K, d)``). ``Σ_B`` has rank ``<= K−1`` (the centred
@@ -207,20 +207,76 @@ def _nc1(sigma_w: torch.Tensor, centred: torch.Tensor) -> float:
     return max(float((quad / s.square()).sum()), 0.0)
 
 
+def _structure_error(cross: torch.Tensor) -> float:
+    """``‖C/‖C‖_F − (I − 11^T/K)/√(K−1)‖_F`` for a ``(K, K)`` matrix ``C``.
+
+    Kothapalli (2023, TMLR) review's NC2/NC3 forms as coded in
+    ``tding1/Neural-Collapse`` (``compute_ETF``, ``compute_W_H_relation``) and
+    ``rhubarbwu/neural-collapse`` (``structure_error``): ``C`` is a Gram matrix
+    ``A^T A`` (ETF error) or a cross matrix ``W^T M̃`` (self-duality error).
+    The target has Frobenius norm 1, so the error lies in ``[0, 2]``.
+    """
+    k = cross.shape[0]
+    ideal = (torch.eye(k, dtype=cross.dtype, device=cross.device) - 1.0 / k) / math.sqrt(k - 1)
+    return float((cross / cross.norm() - ideal).norm())
+
+
+def _cdnv(means: torch.Tensor, variances: torch.Tensor) -> float:
+    """Mean over class pairs of ``(Var_k + Var_k')/(2‖z̄_k − z̄_k'‖²)`` (Galanti et al. 2022).
+
+    ``means`` ``(K, d)`` in any common shift (only differences enter),
+    ``variances`` ``(K,)``. ``inf`` when two class means coincide.
+    """
+    sq = means.square().sum(dim=1)
+    dist2 = (sq[:, None] + sq[None, :] - 2.0 * means @ means.T).clamp_min(0.0)
+    pair_var = 0.5 * (variances[:, None] + variances[None, :])
+    return float((_upper(pair_var) / _upper(dist2)).mean())
+
+
+def _uniformity_stats(centred: torch.Tensor) -> dict[str, float]:
+    """Hyperspherical-uniformity kernels of the normalised centred class means.
+
+    With ``ẑ_k = M̃_k/‖M̃_k‖`` and ``r_kk' = ‖ẑ_k − ẑ_k'‖`` over the distinct
+    pairs, the kernels of Liu et al. (2023, "Generalizing and decoupling neural
+    collapse via hyperspherical uniformity gap") as coded in
+    ``rhubarbwu/neural-collapse`` (``kernels.py``): distance ``r``, logarithmic
+    ``log(1/r)`` and Riesz ``sign(s) r^(−s)`` with ``s = d − 2``. For each, the
+    mean over pairs (the energy per pair) and the variance over pairs with
+    ``ddof = 0`` (that library's ``kernel_stats``).
+    """
+    d = centred.shape[1]
+    unit = centred / centred.norm(dim=1, keepdim=True)
+    r = (2.0 - 2.0 * _upper(unit @ unit.T)).clamp_min(0.0).sqrt()
+    s = d - 2
+    kernels = {
+        "distance": r,
+        "log": -torch.log(r),
+        "riesz": math.copysign(1.0, s) * torch.exp(-s * torch.log(r)),
+    }
+    out = {}
+    for name, values in kernels.items():
+        out[f"uniformity_{name}_mean"] = float(values.mean())
+        out[f"uniformity_{name}_var"] = float(values.var(unbiased=False))
+    return out
+
+
 # --------------------------------------------------------------------------- #
 # streaming accumulator
 # --------------------------------------------------------------------------- #
 class NCAccumulator:
-    """Streaming neural-collapse statistics (SPEC §3) for data fed in batches.
+    """Streaming neural-collapse statistics for data fed in batches.
 
     Memory does not depend on the number of samples: the state is the
     per-class sums ``(K, d)`` (from :func:`ceco_lite.centers.class_sums`, CeCo
-    Eq. 3), the counts ``(K,)`` and one pooled second-moment
-    matrix ``(d, d)``, all float64 and taken about a shift ``s`` (the mean of
-    the first non-empty batch) to limit cancellation. The within-class
-    covariance is recovered as
+    Eq. 3), the counts ``(K,)``, the per-class sums of squared norms ``(K,)``
+    and one pooled second-moment matrix ``(d, d)``, all float64 and taken about
+    a shift ``s`` (the mean of the first non-empty batch) to limit
+    cancellation. The within-class covariance is recovered as
 
-    ``Σ_W = (1/N) (Σ_i (z_i−s)(z_i−s)^T − Σ_k n_k (z̄_k−s)(z̄_k−s)^T)``.
+    ``Σ_W = (1/N) (Σ_i (z_i−s)(z_i−s)^T − Σ_k n_k (z̄_k−s)(z̄_k−s)^T)``
+
+    and the per-class variance of the CDNV as
+    ``Var_k = (1/n_k) Σ_{y_i=k} ‖z_i−s‖² − ‖z̄_k−s‖²``.
 
     NC4 (``ncc_mismatch``) compares each sample with the class means, which are
     only known after the whole data set has been seen, so it needs a second
@@ -231,8 +287,8 @@ class NCAccumulator:
             acc.update(z, y)
         acc.freeze_means()
         for z, y in loader:            # pass 2 (optional): NC4
-            acc.update_ncc(z, y, W)
-        stats = acc.compute(classifier=W)
+            acc.update_ncc(z, y, W, bias=b)
+        stats = acc.compute(classifier=W, bias=b)
 
     Without the second pass ``compute`` returns every statistic except
     ``ncc_mismatch``.
@@ -242,9 +298,10 @@ class NCAccumulator:
     num_classes : int
         Number of classes ``C >= 2`` (labels lie in ``[0, C)``).
     dim : int
-        Feature dimension ``d``.
-    ignore_index : int, default 255
-        Label of samples to drop.
+        Feature dimension ``d >= 1``.
+    ignore_index : int or None, default 255
+        Label of samples to drop (``None``: keep every sample); must lie
+        outside ``[0, num_classes)``.
     global_mean : {"samples", "classes"}, default "samples"
         ``z_G`` = sample-weighted mean of all kept samples (the paper's
         definition) or unweighted mean of the class means.
@@ -254,7 +311,19 @@ class NCAccumulator:
     Raises
     ------
     TypeError, ValueError
-        For a bad ``num_classes``, ``dim`` or ``global_mean``.
+        For a bad ``num_classes``, ``dim``, ``ignore_index`` or ``global_mean``.
+
+    Examples
+    --------
+    >>> acc = NCAccumulator(3, 4)
+    >>> for seed in range(3):
+    ...     g = torch.Generator().manual_seed(seed)
+    ...     _ = acc.update(torch.randn(50, 4, generator=g), torch.arange(50) % 3)
+    >>> acc.num_samples
+    150
+    >>> stats = acc.compute()
+    >>> stats["num_present"], stats["cdnv"] > 0
+    (3, True)
     """
 
     def __init__(
@@ -262,25 +331,14 @@ class NCAccumulator:
         num_classes: int,
         dim: int,
         *,
-        ignore_index: int = 255,
+        ignore_index: int | None = 255,
         global_mean: str = "samples",
         device: torch.device | str | None = None,
     ) -> None:
-        self.num_classes = _check_num_classes(num_classes)
-        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
-            raise TypeError(f"dim must be an int, got {type(dim).__name__}")
-        if dim < 1:
-            raise ValueError(f"dim must be >= 1, got {dim}")
-        self.dim = int(dim)
-        if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
-            raise TypeError(f"ignore_index must be an int, got {type(ignore_index).__name__}")
-        if 0 <= ignore_index < self.num_classes:
-            raise ValueError(
-                f"ignore_index must lie outside [0, num_classes) = [0, {self.num_classes}), "
-                f"got {ignore_index}"
-            )
-        self.ignore_index = int(ignore_index)
-        self.global_mean = _check_global_mean(global_mean)
+        self.num_classes = check_num_classes(num_classes)
+        self.dim = check_int(dim, "dim", minimum=1)
+        self.ignore_index = check_ignore_index(ignore_index, self.num_classes)
+        self.global_mean = check_choice(global_mean, "global_mean", _GLOBAL_MEAN_OPTIONS)
         self.device = torch.device(device) if device is not None else None
         self.reset()
 
@@ -290,9 +348,11 @@ class NCAccumulator:
         self._shift: torch.Tensor | None = None
         self._sums: torch.Tensor | None = None
         self._counts: torch.Tensor | None = None
+        self._sq_sums: torch.Tensor | None = None
         self._second: torch.Tensor | None = None
         self._frozen: tuple[torch.Tensor, torch.Tensor] | None = None
         self._ncc_classifier: torch.Tensor | None = None
+        self._ncc_bias: torch.Tensor | None = None
         self._ncc_mismatch = 0
         self._ncc_total = 0
         return self
@@ -314,12 +374,13 @@ class NCAccumulator:
         self._shift = shift
         self._sums = torch.zeros(self.num_classes, self.dim, **f64)
         self._counts = torch.zeros(self.num_classes, dtype=torch.int64, device=shift.device)
+        self._sq_sums = torch.zeros(self.num_classes, **f64)
         self._second = torch.zeros(self.dim, self.dim, **f64)
 
     # -- pass 1 ------------------------------------------------------------ #
     @torch.no_grad()
     def update(self, features: Any, labels: Any) -> "NCAccumulator":
-        """Add a batch (pass 1: class sums, counts, pooled second moment).
+        """Add a batch (pass 1: class sums, counts, squared norms, pooled second moment).
 
         Parameters
         ----------
@@ -339,25 +400,43 @@ class NCAccumulator:
             After :meth:`freeze_means` (call :meth:`reset` to start again).
         TypeError, ValueError
             For bad dtypes, mismatched shapes, a wrong feature dimension, labels
-            out of range, or non-finite features.
+            out of range, non-finite features, or features so large that their
+            squares overflow float64 (the state is left unchanged).
         """
         if self._frozen is not None:
             raise RuntimeError("update() after freeze_means(); call reset() to start again")
         x, y = _columns(features, labels, self.num_classes, self.ignore_index, self.dim)
         dev = self._sums.device if self._sums is not None else (self.device or x.device)
+        shift = self._shift
+        batch = None  # [sums (K, d), counts (K,), squared norms (K,), second moment (d, d)] of this batch
         for xc, yc in _chunks(x, y, dev):
-            keep = yc != self.ignore_index
-            if self._shift is None:
+            keep = _kept(yc, self.ignore_index)
+            if shift is None:
                 if not bool(keep.any()):
                     continue
-                self._init_state(xc[:, keep].mean(dim=1))
-            xs = (xc - self._shift[:, None]).masked_fill_(~keep, 0.0)  # (d, m), ignored -> 0
+                shift = xc[:, keep].mean(dim=1)
+                if not bool(torch.isfinite(shift).all()):
+                    raise _overflow_error("the sums of the features")
+            xs = (xc - shift[:, None]).masked_fill_(~keep, 0.0)  # (d, m), ignored -> 0
             sums, counts = class_sums(
                 xs.T, yc, self.num_classes, ignore_index=self.ignore_index, validate=False
             )
-            self._sums += sums
-            self._counts += counts
-            self._second.addmm_(xs, xs.T)
+            sq, _ = class_sums(
+                xs.square().sum(dim=0, keepdim=True).T, yc, self.num_classes,
+                ignore_index=self.ignore_index, validate=False,
+            )
+            piece = [sums, counts, sq[:, 0], xs @ xs.T]
+            batch = piece if batch is None else [a + b for a, b in zip(batch, piece)]
+        if batch is None:  # nothing kept
+            return self
+        if self._shift is None:
+            self._init_state(shift)
+        state = [self._sums + batch[0], self._counts + batch[1], self._sq_sums + batch[2], self._second + batch[3]]
+        if not all(bool(torch.isfinite(t).all()) for t in (state[0], state[2], state[3])):
+            if self.num_samples == 0:
+                self.reset()
+            raise _overflow_error("the squared features")
+        self._sums, self._counts, self._sq_sums, self._second = state
         return self
 
     def _present(self, min_classes: int = 2) -> torch.Tensor:
@@ -394,17 +473,35 @@ class NCAccumulator:
         present, _, means = self._shifted_means()
         return means + self._shift, present
 
-    def _centred_means(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Return ``(present, shifted means (K, d), M̃ = z̄_k − z_G rows (K, d))``."""
-        present, n, means = self._shifted_means()
+    def _global_mean_shifted(self, n: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
+        """``z_G − s`` (d,) by the ``global_mean`` convention."""
         if self.global_mean == "samples":
-            z_g = (means * n[:, None]).sum(dim=0) / n.sum()
-        else:
-            z_g = means.mean(dim=0)
-        return present, means, means - z_g
+            return (means * n[:, None]).sum(dim=0) / n.sum()
+        return means.mean(dim=0)
+
+    def _centred_means(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return ``(present, shifted means (K, d), M̃ = z̄_k − z_G rows (K, d))``.
+
+        Raises ``ValueError`` when a centred class mean is zero (its direction,
+        hence every angle statistic, is undefined) -- e.g. constant features.
+        """
+        present, n, means = self._shifted_means()
+        centred = means - self._global_mean_shifted(n, means)
+        norms = centred.norm(dim=1)
+        if not bool(torch.isfinite(norms).all()):
+            raise _overflow_error("the squared class means")
+        zero = norms <= torch.finfo(torch.float64).tiny
+        if bool(zero.any()):
+            classes = present[zero].tolist()
+            raise ValueError(
+                f"the class mean of class(es) {classes} equals the global mean z_G "
+                f"(global_mean={self.global_mean!r}), so its direction and every angle statistic "
+                "are undefined; features are constant or collapsed onto z_G"
+            )
+        return present, means, centred
 
     def within_class_covariance(self) -> torch.Tensor:
-        """``Σ_W = (1/N) Σ_i (z_i − z̄_{y_i})(z_i − z̄_{y_i})^T`` (SPEC §3).
+        """``Σ_W = (1/N) Σ_i (z_i − z̄_{y_i})(z_i − z̄_{y_i})^T``.
 
         Returns
         -------
@@ -419,6 +516,28 @@ class NCAccumulator:
         between = (means * n[:, None]).T @ means
         sigma_w = (self._second - between) / n.sum()
         return 0.5 * (sigma_w + sigma_w.T)
+
+    def class_variances(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-class variances ``Var_k = (1/n_k) Σ_{y_i=k} ‖z_i − z̄_k‖²`` (= ``Tr Σ_W^(k)``).
+
+        The within-class variance of Galanti et al. (2022) used by the CDNV
+        (``ddof = 0``, as in their definition and ``rhubarbwu/neural-collapse``'s
+        ``VarNormAccumulator``).
+
+        Returns
+        -------
+        variances : torch.Tensor, shape (K,), float64
+            For the ``K`` classes present, in class order (``>= 0``).
+        present : torch.Tensor, shape (K,), int64
+
+        Raises
+        ------
+        ValueError
+            When fewer than 2 classes have been seen.
+        """
+        present, n, means = self._shifted_means()
+        var = self._sq_sums[present] / n - means.square().sum(dim=1)
+        return var.clamp_min(0.0), present
 
     # -- pass 2 (NC4) ------------------------------------------------------ #
     def freeze_means(self) -> "NCAccumulator":
@@ -438,15 +557,29 @@ class NCAccumulator:
         self._frozen = (present, means)
         return self
 
+    def _check_classifier_pair(self, classifier: Any, bias: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Validated ``(W (d, C), b (C,) or None)`` in float64 on the state's device."""
+        if classifier is None:
+            if bias is not None:
+                raise ValueError("bias is given without a classifier; pass classifier=W too")
+            return None, None
+        dev = self._sums.device if self._sums is not None else None
+        w = check_classifier(classifier, self.dim, self.num_classes).to(device=dev, dtype=torch.float64)
+        b = None
+        if bias is not None:
+            b = check_bias(bias, self.num_classes).to(device=w.device, dtype=torch.float64)
+        return w, b
+
     @torch.no_grad()
-    def update_ncc(self, features: Any, labels: Any, classifier: Any) -> "NCAccumulator":
+    def update_ncc(self, features: Any, labels: Any, classifier: Any, bias: Any = None) -> "NCAccumulator":
         """Add a batch to the NC4 count (pass 2; same data as pass 1).
 
-        A sample counts as a mismatch when the classifier's argmax
-        ``argmax_k z^T w_k`` differs from its nearest class mean
-        ``argmin_k ‖z − z̄_k‖``. Both run over the classes present in pass 1
-        only (absent classes are dropped from every statistic, SPEC §3), and the
-        classifier has no bias. Labels are used only to drop ``ignore_index``.
+        A sample counts as a mismatch when the classifier's decision
+        ``argmax_k (z^T w_k + b_k)`` differs from its nearest class mean
+        ``argmin_k ‖z − z̄_k‖`` (Papyan et al. 2020, NC4; their code takes the
+        network's own logits, bias included). Both run over the classes present
+        in pass 1 only (absent classes are dropped from every statistic). Labels
+        are used only to drop ``ignore_index``.
 
         Parameters
         ----------
@@ -455,6 +588,8 @@ class NCAccumulator:
         classifier : torch.Tensor or numpy.ndarray, shape (d, num_classes)
             ``W``, one column per class; must be the same in every call and in
             :meth:`compute`.
+        bias : torch.Tensor or numpy.ndarray, shape (num_classes,), optional
+            ``b`` (``nn.Linear.bias``); ``None`` = no bias. Same rule as ``classifier``.
 
         Returns
         -------
@@ -466,25 +601,26 @@ class NCAccumulator:
         RuntimeError
             Before :meth:`freeze_means`.
         ValueError
-            When ``classifier`` differs from the one of an earlier call, or for
-            bad input (see :meth:`update`).
+            When ``classifier`` or ``bias`` differs from the one of an earlier
+            call, or for bad input (see :meth:`update`).
         """
         if self._frozen is None:
             raise RuntimeError("update_ncc() needs the class means: call freeze_means() first")
-        w = _check_classifier(classifier, self.dim, self.num_classes)
-        dev = self._sums.device
-        w = w.to(device=dev, dtype=torch.float64)
+        w, b = self._check_classifier_pair(classifier, bias)
         if self._ncc_classifier is None:
             self._ncc_classifier = w.clone()
-        elif not torch.equal(self._ncc_classifier, w):
-            raise ValueError("classifier differs from the one used in earlier update_ncc() calls")
+            self._ncc_bias = None if b is None else b.clone()
+        elif not (torch.equal(self._ncc_classifier, w) and _same_bias(self._ncc_bias, b)):
+            raise ValueError("classifier or bias differs from the one used in earlier update_ncc() calls")
         x, y = _columns(features, labels, self.num_classes, self.ignore_index, self.dim)
         present, means = self._frozen
         w_p = w[:, present]  # (d, K)
         offset = self._shift @ w_p  # logits are not shift-invariant
+        if b is not None:
+            offset = offset + b[present]
         sq = means.square().sum(dim=1)
-        for xc, yc in _chunks(x, y, dev):
-            keep = yc != self.ignore_index
+        for xc, yc in _chunks(x, y, w.device):
+            keep = _kept(yc, self.ignore_index)
             xs = (xc - self._shift[:, None]).T  # (m, d) view: row-major (m, K) scores below
             by_classifier = (xs @ w_p + offset).argmax(dim=1)
             # ‖z − z̄_k‖² up to the per-sample constant ‖z − s‖², in shifted coordinates
@@ -494,24 +630,39 @@ class NCAccumulator:
         return self
 
     # -- results ----------------------------------------------------------- #
-    def compute(self, classifier: Any = None) -> dict[str, Any]:
-        """Neural-collapse statistics of all data seen (SPEC §3).
+    def compute(self, classifier: Any = None, bias: Any = None) -> dict[str, Any]:
+        """Neural-collapse statistics of all data seen.
+
+        ``K`` = number of classes present, ``M̃`` = centred class means,
+        ``ẑ_k`` their directions, ``P = (I − 11^T/K)/√(K−1)`` the normalised
+        simplex-ETF Gram; the statistics of other libraries, their sources and
+        global-mean conventions are in ``docs/conventions.md``.
 
         Parameters
         ----------
         classifier : torch.Tensor or numpy.ndarray, shape (d, num_classes), optional
             ``W`` (one column per class). When given, the classifier statistics
             are added, and ``ncc_mismatch`` too if :meth:`update_ncc` has run
-            (with this same classifier).
+            (with this same classifier and bias).
+        bias : torch.Tensor or numpy.ndarray, shape (num_classes,), optional
+            Classifier bias ``b``: adds ``bias_residual``; must equal the bias
+            given to :meth:`update_ncc` (``None`` there means no bias).
 
         Returns
         -------
         dict
-            Python floats unless stated (``K`` = number of classes present):
+            Python floats unless stated:
 
             ``nc1``
-                ``Tr(Σ_W Σ_B^†)/K`` (NC1; pseudo-inverse on the rank-(K−1)
-                range of ``Σ_B``).
+                ``Tr(Σ_W Σ_B^†)/K`` (NC1, Papyan et al.; pseudo-inverse on the
+                rank-(K−1) range of ``Σ_B``).
+            ``nc1_quotient``
+                ``Tr(Σ_W)/Tr(Σ_B)`` (Tirer et al. 2023; ``rhubarbwu``
+                ``covariance_ratio(metric="quotient")``).
+            ``cdnv``
+                mean over pairs ``k < k'`` of ``(Var_k + Var_k')/(2‖z̄_k − z̄_k'‖²)``
+                (Galanti et al. 2022; :meth:`class_variances`); ``inf`` when two
+                class means coincide.
             ``equinorm_centers``
                 unbiased std / mean of ``‖z̄_k − z_G‖``.
             ``equiangularity_centers``
@@ -519,6 +670,14 @@ class NCAccumulator:
                 (CeCo Fig. 2; 0.0 when ``K = 2``).
             ``max_angle_centers``
                 mean of ``|cos(ẑ_k, ẑ_k') + 1/(K−1)|`` (CeCo Fig. 4b).
+            ``etf_error_centers``
+                ``‖M̃^T M̃/‖M̃^T M̃‖_F − P‖_F`` (NC2 of Kothapalli's review,
+                ``rhubarbwu`` ``simplex_etf_error``).
+            ``uniformity_{distance,log,riesz}_{mean,var}``
+                hyperspherical-uniformity kernels of the ``ẑ_k`` (Liu et al.
+                2023, ``rhubarbwu`` ``kernel_stats``): pair distance ``r``,
+                ``log(1/r)`` and ``sign(s) r^(−s)`` with ``s = d − 2``; mean and
+                variance (``ddof = 0``) over pairs.
             ``delta_inter``
                 In2NeCT ``Δ_Inter`` (Table 2) = ``max_angle_centers``.
             ``delta_intra``
@@ -529,48 +688,75 @@ class NCAccumulator:
             ``equinorm_classifiers``, ``equiangularity_classifiers``, ``max_angle_classifiers``
                 the same statistics for the columns ``w_k`` (not centred) of
                 the present classes -- only with ``classifier``.
+            ``etf_error_classifiers``
+                ``‖W^T W/‖W^T W‖_F − P‖_F`` over the present columns (NC2 of
+                ``tding1``'s ``compute_ETF``) -- only with ``classifier``.
             ``self_duality``
                 NC3 = ``‖W/‖W‖_F − M̃/‖M̃‖_F‖_F²`` with ``W`` and
-                ``M̃ = [z̄_k − z_G]`` both ``(d, K)`` (SPEC's ``W^T`` is for the
-                ``(K, d)`` layout) -- only with ``classifier``.
+                ``M̃ = [z̄_k − z_G]`` both ``(d, K)`` (Papyan et al.) -- only
+                with ``classifier``.
+            ``self_duality_error``
+                ``‖W^T M̃/‖W^T M̃‖_F − P‖_F`` (NC3 of Kothapalli's review,
+                ``tding1`` ``compute_W_H_relation``, ``rhubarbwu``
+                ``self_duality_error``) -- only with ``classifier``.
+            ``bias_residual``
+                ``‖W^T z_G + b‖`` over the present classes (the bias residual
+                that ``tding1``'s plots label NC4) -- only with ``bias``.
             ``ncc_mismatch``
-                NC4, see :meth:`update_ncc` -- only with ``classifier`` after
-                the second pass.
+                NC4, see :meth:`update_ncc` (with the bias when one was given)
+                -- only with ``classifier`` after the second pass.
 
         Raises
         ------
         ValueError
-            If fewer than 2 classes are present, for a bad ``classifier``, or a
-            classifier different from the one given to :meth:`update_ncc`.
+            If fewer than 2 classes are present; if a centred class mean is zero
+            (constant features: the angles are undefined); if the features are
+            so large that squared quantities overflow float64; for a bad
+            ``classifier``/``bias``, ``bias`` without ``classifier``, or a
+            classifier/bias different from the one given to :meth:`update_ncc`.
         """
-        present, _, centred = self._centred_means()
+        present, means, centred = self._centred_means()
         sigma_w = self.within_class_covariance()
+        if not bool(torch.isfinite(sigma_w).all()):
+            raise _overflow_error("the squared features")
+        variances, _ = self.class_variances()
+        k = int(present.numel())
         eq_c, ang_c = _pairwise_cosine_stats(centred)
+        trace_w = max(float(torch.trace(sigma_w)), 0.0)
         out: dict[str, Any] = {
             "nc1": _nc1(sigma_w, centred),
+            "nc1_quotient": trace_w / float(centred.square().sum() / k),
+            "cdnv": _cdnv(centred, variances),
             "equinorm_centers": _equinorm(centred),
             "equiangularity_centers": eq_c,
             "max_angle_centers": ang_c,
+            "etf_error_centers": _structure_error(centred @ centred.T),
+            **_uniformity_stats(centred),
             "delta_inter": ang_c,
-            "delta_intra": max(float(torch.trace(sigma_w)), 0.0),
-            "num_present": int(present.numel()),
+            "delta_intra": trace_w,
+            "num_present": k,
             "present": present.tolist(),
             "num_samples": self.num_samples,
         }
-        if classifier is not None:
-            w = _check_classifier(classifier, self.dim, self.num_classes)
-            w = w.to(device=centred.device, dtype=torch.float64)
+        w, b = self._check_classifier_pair(classifier, bias)
+        if w is not None:
             cols = w[:, present].T  # (K, d): one row per present class
             eq_w, ang_w = _pairwise_cosine_stats(cols)
             out["equinorm_classifiers"] = _equinorm(cols)
             out["equiangularity_classifiers"] = eq_w
             out["max_angle_classifiers"] = ang_w
+            out["etf_error_classifiers"] = _structure_error(cols @ cols.T)
             out["self_duality"] = float(
                 (cols / cols.norm() - centred / centred.norm()).square().sum()
             )
+            out["self_duality_error"] = _structure_error(cols @ centred.T)
+            if b is not None:
+                n = self._counts[present].to(torch.float64)
+                z_g = self._shift + self._global_mean_shifted(n, means)
+                out["bias_residual"] = float((cols @ z_g + b[present]).norm())
             if self._ncc_classifier is not None:
-                if not torch.equal(self._ncc_classifier, w):
-                    raise ValueError("classifier differs from the one given to update_ncc()")
+                if not (torch.equal(self._ncc_classifier, w) and _same_bias(self._ncc_bias, b)):
+                    raise ValueError("classifier or bias differs from the one given to update_ncc()")
                 out["ncc_mismatch"] = self._ncc_mismatch / max(self._ncc_total, 1)
         return out
 
@@ -579,6 +765,12 @@ class NCAccumulator:
             f"NCAccumulator(num_classes={self.num_classes}, dim={self.dim}, "
             f"global_mean={self.global_mean!r}, num_samples={self.num_samples})"
         )
+
+
+def _same_bias(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return torch.equal(a, b)
 
 
 # --------------------------------------------------------------------------- #
@@ -590,15 +782,19 @@ def nc_metrics(
     num_classes: int,
     *,
     classifier: Any = None,
-    ignore_index: int = 255,
+    bias: Any = None,
+    ignore_index: int | None = 255,
     global_mean: str = "samples",
 ) -> dict[str, Any]:
-    """Neural-collapse statistics NC1--NC4 of one set of features (SPEC §3).
+    """Neural-collapse statistics NC1--NC4 of one set of features.
 
     Papyan, Han & Donoho (2020); CeCo paper Sec. 3.2, Fig. 2, 4, 5; In2NeCT
-    Table 2 (``delta_inter``, ``delta_intra``). Runs both passes of
-    :class:`NCAccumulator` on the whole input, so it returns exactly what the
-    accumulator returns for the same data fed in batches.
+    Table 2 (``delta_inter``, ``delta_intra``); and the statistics of the public
+    NC libraries (CDNV, ETF and self-duality errors, hyperspherical uniformity,
+    NC1 quotient, NC4 with bias; see :meth:`NCAccumulator.compute` and
+    ``docs/conventions.md``). Runs both passes of :class:`NCAccumulator` on the
+    whole input, so it returns exactly what the accumulator returns for the
+    same data fed in batches.
 
     Parameters
     ----------
@@ -610,11 +806,13 @@ def nc_metrics(
         Number of classes ``C``.
     classifier : torch.Tensor or numpy.ndarray, shape (d, num_classes), optional
         Classifier ``W`` (columns = classes; pass ``nn.Linear.weight.T``). Adds
-        ``equinorm_classifiers``, ``equiangularity_classifiers``,
-        ``max_angle_classifiers``, ``self_duality`` (NC3) and ``ncc_mismatch``
-        (NC4: fraction of kept samples whose ``argmax_k z^T w_k`` over the
-        present classes differs from their nearest present class mean; no bias).
-    ignore_index : int, default 255
+        the classifier statistics, ``self_duality`` (NC3) and ``ncc_mismatch``
+        (NC4: fraction of kept samples whose ``argmax_k z^T w_k + b_k`` over the
+        present classes differs from their nearest present class mean).
+    bias : torch.Tensor or numpy.ndarray, shape (num_classes,), optional
+        Classifier bias ``b`` (``nn.Linear.bias``): used by NC4 and adds
+        ``bias_residual``. Needs ``classifier``.
+    ignore_index : int or None, default 255
         Label of samples to drop.
     global_mean : {"samples", "classes"}, default "samples"
         Definition of ``z_G``: sample-weighted mean (paper) or mean of class means.
@@ -631,7 +829,9 @@ def nc_metrics(
         Non-tensor input, non-floating features or classifier, non-integer labels.
     ValueError
         Mismatched shapes, labels out of range, non-finite features or
-        classifier, a wrong ``global_mean``, fewer than 2 classes present.
+        classifier, a wrong ``global_mean``, fewer than 2 classes present,
+        constant features (a centred class mean is zero: angles undefined),
+        features whose squares overflow float64.
 
     Examples
     --------
@@ -639,19 +839,23 @@ def nc_metrics(
     >>> z = torch.randn(1000, 16); y = torch.randint(0, 5, (1000,))
     >>> stats = nc_metrics(z, y, 5)
     >>> sorted(stats)[:3]
-    ['delta_inter', 'delta_intra', 'equiangularity_centers']
+    ['cdnv', 'delta_inter', 'delta_intra']
+    >>> nc_metrics(torch.zeros(10, 4), torch.arange(10) % 2, 2)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: the class mean of class(es) [0, 1] equals the global mean z_G ...
     """
-    features = _as_tensor(features, "features")
+    features = check_tensor_like(features, "features")
     acc = _accumulate(features, labels, num_classes, ignore_index, global_mean)
     if classifier is not None:
         acc.freeze_means()
-        acc.update_ncc(features, labels, classifier)
-    return acc.compute(classifier)
+        acc.update_ncc(features, labels, classifier, bias)
+    return acc.compute(classifier, bias)
 
 
 def _accumulate(features, labels, num_classes, ignore_index, global_mean) -> NCAccumulator:
-    num_classes = _check_num_classes(num_classes)
-    features = _as_tensor(features, "features")
+    num_classes = check_num_classes(num_classes)
+    features = check_tensor_like(features, "features")
     if features.ndim not in (2, 4):
         raise ValueError(
             f"features must have shape (N, d) or (B, d, H, W), got {tuple(features.shape)}"
@@ -667,15 +871,15 @@ def delta_inter(
     labels: Any,
     num_classes: int,
     *,
-    ignore_index: int = 255,
+    ignore_index: int | None = 255,
     global_mean: str = "samples",
 ) -> float:
-    """In2NeCT's inter-class collapse degree ``Δ_Inter`` (In2NeCT Table 2; SPEC §3).
+    """In2NeCT's inter-class collapse degree ``Δ_Inter`` (In2NeCT Table 2).
 
     ``Δ_Inter = mean over distinct pairs k < k' of |cos(ẑ_k, ẑ_k') + 1/(K−1)|``
     with ``ẑ_k = (z̄_k − z_G)/‖z̄_k − z_G‖`` over the ``K`` classes present.
-    The paper's printed formula is garbled; SPEC §3 fixes this reading, which
-    coincides with the CeCo paper's maximal-angle statistic (Fig. 4b) and with
+    The paper's printed formula is garbled; this reading coincides with the
+    CeCo paper's maximal-angle statistic (Fig. 4b) and with
     ``nc_metrics(...)["max_angle_centers"]`` -- the same internal function
     computes both. 0 for a simplex ETF of class means.
 
@@ -684,7 +888,7 @@ def delta_inter(
     features : torch.Tensor or numpy.ndarray, shape (N, d) or (B, d, H, W)
     labels : torch.Tensor or numpy.ndarray, shape (N,) or (B, H, W)
     num_classes : int
-    ignore_index : int, default 255
+    ignore_index : int or None, default 255
     global_mean : {"samples", "classes"}, default "samples"
 
     Returns
@@ -706,9 +910,9 @@ def delta_intra(
     labels: Any,
     num_classes: int,
     *,
-    ignore_index: int = 255,
+    ignore_index: int | None = 255,
 ) -> float:
-    """In2NeCT's intra-class collapse degree ``Δ_Intra`` (In2NeCT Table 2; SPEC §3).
+    """In2NeCT's intra-class collapse degree ``Δ_Intra`` (In2NeCT Table 2).
 
     ``Δ_Intra = mean over kept samples of ‖z_{k,i} − z̄_k‖² = Tr(Σ_W)``. The
     paper writes ``Avg_{k,i} ‖(z_{k,i} − z̄_k)(z_{k,i} − z̄_k)^T‖``; the
@@ -720,7 +924,7 @@ def delta_intra(
     features : torch.Tensor or numpy.ndarray, shape (N, d) or (B, d, H, W)
     labels : torch.Tensor or numpy.ndarray, shape (N,) or (B, H, W)
     num_classes : int
-    ignore_index : int, default 255
+    ignore_index : int or None, default 255
 
     Returns
     -------

@@ -38,6 +38,9 @@ __all__ = [
     "check_size",
     "check_tensor",
     "check_features_labels",
+    "check_tensor_like",
+    "check_classifier",
+    "check_bias",
     "IGNORE_INDEX",
     "MIN_IGNORE_INDEX",
 ]
@@ -270,3 +273,69 @@ def check_features_labels(features: Any, labels: Any) -> None:
         raise ValueError(f"features must have shape (N, d) or (B, d, H, W), got {tuple(features.shape)}")
     if features.shape[1] < 1:
         raise ValueError(f"features must have a feature dimension d >= 1, got shape {tuple(features.shape)}")
+
+
+def check_tensor_like(value: Any, name: str, *, kind: str | None = None) -> Tensor:
+    """``value`` as a tensor: a :class:`torch.Tensor` as is, a :class:`numpy.ndarray` shared
+    without copying (:func:`torch.from_numpy`).
+
+    Parameters
+    ----------
+    value : torch.Tensor or numpy.ndarray
+    name : str
+        Argument name used in the message.
+    kind : {"floating", "integer"}, optional
+        Required dtype family, as in :func:`check_tensor`.
+
+    Raises
+    ------
+    TypeError
+        Neither a tensor nor an array (a list is not accepted: its dtype would
+        be guessed), or the wrong dtype family.
+    """
+    if type(value).__module__ == "numpy" and type(value).__name__ == "ndarray":
+        value = torch.from_numpy(value)
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(value).__name__}")
+    return check_tensor(value, name, kind=kind)
+
+
+def check_classifier(classifier: Any, dim: int, num_classes: int, name: str = "classifier") -> Tensor:
+    """A linear classifier ``W`` of shape ``(dim, num_classes)`` -- one column per class --,
+    floating and finite; returned detached (numpy input is converted).
+
+    Raises
+    ------
+    TypeError
+        Not a tensor/array, or not floating.
+    ValueError
+        Another shape (the message recalls ``nn.Linear.weight.T`` for the
+        ``(K, d)`` layout), or NaN/inf entries.
+    """
+    w = check_tensor_like(classifier, name, kind="floating")
+    if tuple(w.shape) != (dim, num_classes):
+        raise ValueError(
+            f"{name} must have shape (d, num_classes) = ({dim}, {num_classes}) -- one column per class "
+            f"(pass nn.Linear.weight.T); got {tuple(w.shape)}"
+        )
+    if not bool(torch.isfinite(w).all()):
+        raise ValueError(f"{name} contains NaN or Inf")
+    return w.detach()
+
+
+def check_bias(bias: Any, num_classes: int, name: str = "bias") -> Tensor:
+    """A classifier bias ``b`` of shape ``(num_classes,)``, floating and finite; returned detached.
+
+    Raises
+    ------
+    TypeError
+        Not a tensor/array, or not floating.
+    ValueError
+        Another shape, or NaN/inf entries.
+    """
+    b = check_tensor_like(bias, name, kind="floating")
+    if tuple(b.shape) != (num_classes,):
+        raise ValueError(f"{name} must have shape (num_classes,) = ({num_classes},), got {tuple(b.shape)}")
+    if not bool(torch.isfinite(b).all()):
+        raise ValueError(f"{name} contains NaN or Inf")
+    return b.detach()

@@ -10,9 +10,11 @@ Both commands
 
 1. create the virtual environment ``.venv`` next to this repository's
    ``pyproject.toml`` if it does not exist yet;
-2. install the project into it (``pip install -e '.[test]'``), skipped when the
+2. install the project into it (``pip install -e '.[test]' -c constraints.txt``:
+   the test extra includes the lessons' JupyterLab stack, and ``constraints.txt``
+   pins every package to the versions the suite is tested with), skipped when the
    stamp file ``.venv/ceco-lite-install.stamp`` holds the hash of the current
-   ``pyproject.toml``;
+   ``pyproject.toml`` and ``constraints.txt``;
 3. register the environment's Python as the Jupyter kernel ``python3`` inside
    ``.venv`` (``python -m ipykernel install --sys-prefix``).
 
@@ -43,8 +45,10 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_DIR = REPO_ROOT / ".venv"
 STAMP_FILE = VENV_DIR / "ceco-lite-install.stamp"
+#: exact versions for a reproducible environment (the library itself declares ranges)
+CONSTRAINTS_FILE = REPO_ROOT / "constraints.txt"
 #: bump when the install steps below change, so existing environments are refreshed
-STAMP_VERSION = "1"
+STAMP_VERSION = "2"
 EXTRAS = "test"
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 ON_WINDOWS = os.name == "nt"
@@ -111,11 +115,12 @@ def install_fingerprint():
     digest.update(STAMP_VERSION.encode())
     digest.update(EXTRAS.encode())
     digest.update((REPO_ROOT / "pyproject.toml").read_bytes())
+    digest.update(CONSTRAINTS_FILE.read_bytes())
     return digest.hexdigest()
 
 
 def ensure_installed():
-    """``pip install -e '.[test]'`` and the kernelspec, unless the stamp says it is done."""
+    """``pip install -e '.[test]' -c constraints.txt`` and the kernelspec, unless the stamp says it is done."""
     fingerprint = install_fingerprint()
     if STAMP_FILE.exists() and STAMP_FILE.read_text().strip() == fingerprint:
         say("environment up to date ({}); delete {} to force a reinstall".format(VENV_DIR.name, STAMP_FILE.name))
@@ -125,7 +130,8 @@ def ensure_installed():
     steps = [
         # editable installs from pyproject.toml need pip >= 21.3; a satisfied requirement installs nothing
         [python, "-m", "pip", "install", "--quiet", "pip>=23.1"],
-        [python, "-m", "pip", "install", "--progress-bar", "off", "-e", ".[{}]".format(EXTRAS)],
+        [python, "-m", "pip", "install", "--progress-bar", "off", "-e", ".[{}]".format(EXTRAS),
+         "-c", CONSTRAINTS_FILE],
         # a kernelspec inside the venv that names this interpreter by its absolute path
         [python, "-m", "ipykernel", "install", "--sys-prefix", "--name", "python3",
          "--display-name", "Python 3 (ceco-lite)"],

@@ -1,4 +1,4 @@
-"""Tests for ceco_lite.nc: neural-collapse statistics (SPEC §3)."""
+"""Tests for ceco_lite.nc: neural-collapse statistics (docs/conventions.md)."""
 from __future__ import annotations
 
 import math
@@ -13,20 +13,32 @@ CLASSIFIER_KEYS = {
     "equinorm_classifiers",
     "equiangularity_classifiers",
     "max_angle_classifiers",
+    "etf_error_classifiers",
     "self_duality",
+    "self_duality_error",
     "ncc_mismatch",
 }
+UNIFORMITY_KEYS = [f"uniformity_{k}_{s}" for k in ("distance", "log", "riesz") for s in ("mean", "var")]
+# statistics that are exactly 0 for a collapsed simplex ETF aligned with its classifier
 FLOAT_KEYS = [
     "nc1",
+    "nc1_quotient",
+    "cdnv",
     "equinorm_centers",
     "equiangularity_centers",
     "max_angle_centers",
+    "etf_error_centers",
+    "uniformity_distance_var",
+    "uniformity_log_var",
+    "uniformity_riesz_var",
     "delta_inter",
     "delta_intra",
     "equinorm_classifiers",
     "equiangularity_classifiers",
     "max_angle_classifiers",
+    "etf_error_classifiers",
     "self_duality",
+    "self_duality_error",
     "ncc_mismatch",
 ]
 
@@ -34,7 +46,7 @@ FLOAT_KEYS = [
 # --------------------------------------------------------------------------- #
 # independent references (numpy, float64, explicit loops)
 # --------------------------------------------------------------------------- #
-def brute_force(z, y, num_classes, W=None, ignore_index=255, global_mean="samples"):
+def brute_force(z, y, num_classes, W=None, ignore_index=255, global_mean="samples", b=None):
     z = np.asarray(z, dtype=np.float64)
     y = np.asarray(y)
     keep = y != ignore_index
@@ -85,8 +97,44 @@ def brute_force(z, y, num_classes, W=None, ignore_index=255, global_mean="sample
 
     centred = [means[k] - z_g for k in present]
     eq, ang = cos_stats(centred)
+
+    # NC1 as a trace quotient (Tirer et al. 2023)
+    nc1_quotient = np.trace(sigma_w) / np.trace(sigma_b)
+    # CDNV (Galanti et al. 2022): per-class variance, pair average
+    var = {}
+    for k in present:
+        members = [z[i] for i in range(n_samples) if y[i] == k]
+        var[k] = sum(float((v - means[k]) @ (v - means[k])) for v in members) / len(members)
+    cdnv_terms = []
+    for a in range(K):
+        for b_ in range(a + 1, K):
+            ka, kb = present[a], present[b_]
+            dist2 = float(np.sum((means[ka] - means[kb]) ** 2))
+            cdnv_terms.append((var[ka] + var[kb]) / (2.0 * dist2))
+
+    def structure_error(A, B):
+        # A, B: lists of K vectors; C[a, b] = A_a . B_b; ||C/||C||_F - (I - 11^T/K)/sqrt(K-1)||_F
+        C = np.array([[float(np.dot(A[a], B[c])) for c in range(K)] for a in range(K)])
+        ideal = (np.eye(K) - np.ones((K, K)) / K) / math.sqrt(K - 1)
+        return float(np.sqrt(np.sum((C / np.sqrt(np.sum(C**2)) - ideal) ** 2)))
+
+    # hyperspherical uniformity of the normalised centred means (pairs a < b)
+    unit = [v / np.linalg.norm(v) for v in centred]
+    s_riesz = d - 2
+    kern = {"distance": [], "log": [], "riesz": []}
+    for a in range(K):
+        for b_ in range(a + 1, K):
+            r = float(np.linalg.norm(unit[a] - unit[b_]))
+            kern["distance"].append(r)
+            kern["log"].append(math.log(1.0 / r))
+            kern["riesz"].append(math.copysign(1.0, s_riesz) * r ** (-s_riesz))
     out = {
         "nc1": nc1,
+        "nc1_quotient": nc1_quotient,
+        "cdnv": float(np.mean(cdnv_terms)),
+        "etf_error_centers": structure_error(centred, centred),
+        **{f"uniformity_{name}_mean": float(np.mean(v)) for name, v in kern.items()},
+        **{f"uniformity_{name}_var": float(np.var(v)) for name, v in kern.items()},
         "equinorm_centers": equinorm(centred),
         "equiangularity_centers": eq,
         "max_angle_centers": ang,
@@ -103,12 +151,17 @@ def brute_force(z, y, num_classes, W=None, ignore_index=255, global_mean="sample
         out["equinorm_classifiers"] = equinorm(cols)
         out["equiangularity_classifiers"] = eq_w
         out["max_angle_classifiers"] = ang_w
+        out["etf_error_classifiers"] = structure_error(cols, cols)
+        out["self_duality_error"] = structure_error(cols, centred)
         Wp = np.stack(cols, axis=1)
         Mt = np.stack(centred, axis=1)
         out["self_duality"] = np.sum((Wp / np.linalg.norm(Wp) - Mt / np.linalg.norm(Mt)) ** 2)
+        bias = np.zeros(num_classes) if b is None else np.asarray(b, dtype=np.float64)
+        if b is not None:
+            out["bias_residual"] = math.sqrt(sum((float(z_g @ W[:, k]) + bias[k]) ** 2 for k in present))
         mismatch = 0
         for i in range(n_samples):
-            scores = [z[i] @ W[:, k] for k in present]
+            scores = [z[i] @ W[:, k] + bias[k] for k in present]
             dists = [np.sum((z[i] - means[k]) ** 2) for k in present]
             mismatch += int(np.argmax(scores) != np.argmin(dists))
         out["ncc_mismatch"] = mismatch / n_samples
@@ -318,8 +371,8 @@ def test_accumulator_memory_is_independent_of_samples():
     rng = np.random.default_rng(10)
     for _ in range(3):
         acc.update(rng.standard_normal((500, 4)), rng.integers(0, 3, 500))
-    state = [t.numel() for t in (acc._sums, acc._counts, acc._second, acc._shift)]
-    assert state == [3 * 4, 3, 4 * 4, 4]
+    state = [t.numel() for t in (acc._sums, acc._counts, acc._sq_sums, acc._second, acc._shift)]
+    assert state == [3 * 4, 3, 3, 4 * 4, 4]
     acc.reset()
     assert acc.num_samples == 0
 
@@ -381,6 +434,131 @@ def test_bad_input():
         NCAccumulator(6, 3, ignore_index=2)
     with pytest.raises(ValueError, match="labels"):
         nc_metrics(torch.zeros(2, 3, 4, 5), torch.zeros(2, 4, 4, dtype=torch.long), 6)
+
+
+# --------------------------------------------------------------------------- #
+# statistics of the other NC libraries (CDNV, ETF errors, uniformity, bias)
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize("K,d", [(5, 8), (4, 3)])
+def test_exact_etf_uniformity_values(K, d):
+    """All pair distances of a unit simplex are sqrt(2K/(K-1)): the kernels have closed forms."""
+    M, _ = simplex_etf_np(K, d, scale=2.0, seed=3)
+    y = np.repeat(np.arange(K), 7)
+    stats = nc_metrics(M.T[y], y, K)
+    r = math.sqrt(2.0 * K / (K - 1))
+    assert stats["uniformity_distance_mean"] == pytest.approx(r, rel=1e-12)
+    assert stats["uniformity_log_mean"] == pytest.approx(-math.log(r), rel=1e-12)
+    assert stats["uniformity_riesz_mean"] == pytest.approx(math.copysign(1.0, d - 2) * r ** (2 - d), rel=1e-12)
+    for key in UNIFORMITY_KEYS:
+        if key.endswith("_var"):
+            assert abs(stats[key]) < 1e-12, key
+
+
+def test_structure_errors_closed_forms():
+    """W = M̃ gives a self-duality error 0, W = -M̃ the maximal error 2 (C/‖C‖ = -P)."""
+    K, d = 5, 7
+    M, _ = simplex_etf_np(K, d, seed=4)
+    y = np.repeat(np.arange(K), 3)
+    z = M.T[y]
+    aligned = nc_metrics(z, y, K, classifier=M)
+    opposite = nc_metrics(z, y, K, classifier=-M)
+    assert aligned["self_duality_error"] < 1e-12
+    assert opposite["self_duality_error"] == pytest.approx(2.0, rel=1e-12)
+    assert opposite["etf_error_classifiers"] < 1e-12  # -M is still a simplex ETF
+    # one-hot class means: centred (I − 11^T/K) they form an ETF; the uncentred classifier
+    # W = I does not: ‖I/√K − P‖_F = sqrt(2 − 2⟨I/√K, P⟩) = sqrt(2 − 2 sqrt((K−1)/K))
+    eye = np.eye(K)
+    plain = nc_metrics(eye[y], y, K, classifier=eye)
+    assert plain["etf_error_centers"] < 1e-12  # centring the one-hot means gives an ETF
+    assert plain["etf_error_classifiers"] == pytest.approx(math.sqrt(2 - 2 * math.sqrt((K - 1) / K)), rel=1e-12)
+
+
+def test_cdnv_is_invariant_to_scale_and_shift():
+    z, y, _ = random_data(20)
+    ref = nc_metrics(z, y, 6)["cdnv"]
+    assert ref > 0
+    assert nc_metrics(3.5 * z + 7.0, y, 6)["cdnv"] == pytest.approx(ref, rel=1e-10)
+
+
+def test_cdnv_two_classes_by_hand():
+    # class 0: {0, 2} (mean 1, var 1), class 1: {10, 10, 13} (mean 11, var 2); CDNV = (1 + 2) / (2 * 100)
+    z = np.array([[0.0], [2.0], [10.0], [10.0], [13.0]])
+    y = np.array([0, 0, 1, 1, 1])
+    stats = nc_metrics(z, y, 2)
+    assert stats["cdnv"] == pytest.approx(3.0 / 200.0, rel=1e-12)
+
+
+@pytest.mark.parametrize("global_mean", ["samples", "classes"])
+def test_bias_in_ncc_and_residual(global_mean):
+    z, y, W = random_data(21)
+    b = np.array([0.0, 3.0, -2.0, 0.5, 100.0, -1.0])  # class 4 is absent: its bias must not matter
+    got = nc_metrics(z, y, 6, classifier=W, bias=b, global_mean=global_mean)
+    want = brute_force(z, y, 6, W, global_mean=global_mean, b=b)
+    assert_stats_close(got, want)
+    no_bias = nc_metrics(z, y, 6, classifier=W, global_mean=global_mean)
+    assert "bias_residual" not in no_bias
+    assert got["ncc_mismatch"] != no_bias["ncc_mismatch"]  # the bias changed decisions
+    # streaming with the bias equals the one-shot result
+    acc = NCAccumulator(6, z.shape[1], global_mean=global_mean)
+    for part in np.array_split(np.arange(len(y)), 3):
+        acc.update(z[part], y[part])
+    acc.freeze_means()
+    for part in np.array_split(np.arange(len(y)), 4):
+        acc.update_ncc(z[part], y[part], W, bias=b)
+    assert_stats_close(acc.compute(W, bias=b), got, rel=1e-10)
+    with pytest.raises(ValueError, match="bias"):
+        acc.compute(W)  # pass 2 ran with a bias
+    with pytest.raises(ValueError, match="bias"):
+        acc.update_ncc(z, y, W)
+
+
+def test_bias_errors():
+    z, y, W = random_data(22)
+    with pytest.raises(ValueError, match="bias"):
+        nc_metrics(z, y, 6, bias=np.zeros(6))
+    with pytest.raises(ValueError, match="bias"):
+        nc_metrics(z, y, 6, classifier=W, bias=np.zeros(5))
+    with pytest.raises(ValueError, match="bias"):
+        nc_metrics(z, y, 6, classifier=W, bias=np.full(6, np.nan))
+    with pytest.raises(TypeError, match="bias"):
+        nc_metrics(z, y, 6, classifier=W, bias=[0.0] * 6)
+
+
+def test_constant_features_raise_a_clear_error():
+    y = np.arange(12) % 3
+    with pytest.raises(ValueError, match="equals the global mean"):
+        nc_metrics(np.zeros((12, 4)), y, 3)
+    with pytest.raises(ValueError, match="equals the global mean"):
+        nc_metrics(np.full((12, 4), 1e200), y, 3)
+    # one class mean on the global mean (symmetric means -1, 0, +1): its angles are undefined
+    z = np.array([[-1.0], [0.0], [1.0]] * 4)
+    with pytest.raises(ValueError, match=r"class\(es\) \[1\]"):
+        nc_metrics(z, y, 3)
+
+
+def test_overflowing_features_raise_and_leave_the_state_unchanged():
+    rng = np.random.default_rng(23)
+    z = rng.standard_normal((40, 3))
+    y = np.arange(40) % 2
+    acc = NCAccumulator(2, 3).update(z, y)
+    before = acc.compute()
+    with pytest.raises(ValueError, match="overflow float64"):
+        acc.update(z * 1e200, y)
+    assert acc.num_samples == 40
+    assert_stats_close(acc.compute(), before, rel=0, abs_=0)
+    fresh = NCAccumulator(2, 3)
+    with pytest.raises(ValueError, match="overflow float64"):
+        fresh.update(z * 1e200, y)
+    assert fresh.num_samples == 0 and fresh._shift is None
+    # large but representable features work and give the scale-free statistics of z
+    big = nc_metrics(z * 1e150, y, 2)
+    assert big["nc1"] == pytest.approx(nc_metrics(z, y, 2)["nc1"], rel=1e-9)
+
+
+def test_ignore_index_none_keeps_every_sample():
+    z, y, W = random_data(24, ignore_frac=0.0)
+    got = nc_metrics(z, y, 6, classifier=W, ignore_index=None)
+    assert_stats_close(got, brute_force(z, y, 6, W, ignore_index=None))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

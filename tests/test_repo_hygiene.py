@@ -5,7 +5,8 @@
 - The README's two quick-start commands exist, ``.ci/run`` runs the test command
   verbatim, and ``scripts/quickstart.py`` needs nothing but the standard library.
 - The README's lesson table, links and command lines match the files and the CLI;
-  ``environment.yml`` mirrors ``pyproject.toml``; every benchmark is documented.
+  ``environment.yml`` mirrors ``pyproject.toml`` (and the exact pins of ``constraints.txt``);
+  every benchmark is documented.
 - No real data set files were copied into the repository.
 """
 from __future__ import annotations
@@ -159,6 +160,23 @@ def test_benchmarks_are_documented():
     assert not missing, f"benchmarks/README.md does not describe {missing}"
 
 
+def _requirement_name(requirement: str) -> str:
+    return re.split(r"[=<>!\[ ;]", requirement, maxsplit=1)[0].lower()
+
+
+def _expanded(project: dict, extra: str) -> list[str]:
+    """Requirements of an extra with ``ceco-lite[other]`` self-references replaced by that extra's."""
+    out = []
+    for requirement in project["optional-dependencies"][extra]:
+        match = re.fullmatch(r"ceco-lite\[([\w,-]+)\]", requirement.replace(" ", ""))
+        if match:
+            for other in match.group(1).split(","):
+                out += _expanded(project, other)
+        else:
+            out.append(requirement)
+    return out
+
+
 def test_environment_yml_mirrors_pyproject():
     tomllib = pytest.importorskip("tomllib")
     yaml = pytest.importorskip("yaml")
@@ -173,13 +191,20 @@ def test_environment_yml_mirrors_pyproject():
         else:
             name = re.split(r"[=<>! ]", dep, maxsplit=1)[0]
             conda[name] = dep
-    rename = {"torch": "pytorch"}
-    for requirement in project["dependencies"] + project["optional-dependencies"]["test"]:
-        name = re.split(r"[=<>!\[ ;]", requirement, maxsplit=1)[0].lower()
+    rename = {"torch": "pytorch", "build": "python-build"}
+    pins = {}
+    for line in (REPO_ROOT / "constraints.txt").read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[name.strip().lower().replace("_", "-")] = version.strip()
+    for requirement in project["dependencies"] + _expanded(project, "test"):
+        name = _requirement_name(requirement)
         conda_name = rename.get(name, name)
         assert conda_name in conda, f"environment.yml lacks {conda_name} (pyproject: {requirement})"
-        if "==" in requirement:  # exact pins (torch/torchvision) must agree
-            assert requirement.split("==")[1] in conda[conda_name], f"{conda[conda_name]} vs {requirement}"
+        assert name in pins, f"constraints.txt lacks an exact pin of {name} (pyproject: {requirement})"
+        if "==" in conda[conda_name]:  # exact conda pins (torch/torchvision) are those of constraints.txt
+            assert conda[conda_name].split("==")[1] == pins[name], f"{conda[conda_name]} vs constraints {pins[name]}"
+    assert "==" not in " ".join(project["dependencies"]), "the library declares ranges; exact pins go to constraints.txt"
     assert "python>=3.10" in conda.get("python", "").replace(" ", "")
     assert "-e .[test]" in pip_lines, "environment.yml must install the project with pip: -e .[test]"
 

@@ -32,6 +32,13 @@ ClusteringExplorer         cluster sizes under IDDC's Weibull prior       6
 from __future__ import annotations
 
 import importlib
+import importlib.util
+
+_MISSING = [name for name in ("plotly", "ipywidgets", "anywidget") if importlib.util.find_spec(name) is None]
+if _MISSING:
+    raise ImportError(
+        f"ceco_lite.widgets needs the lessons extra (missing: {', '.join(_MISSING)}): pip install 'ceco-lite[lessons]'"
+    )
 
 _EXPORTS = {
     "ETFExplorer": "etf",
