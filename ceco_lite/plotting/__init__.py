@@ -11,3 +11,9 @@ figure. The numbers come from the library; these modules only draw.
 
 plotly is needed (the ``lessons`` extra).
 """
+from __future__ import annotations
+
+import importlib.util
+
+if importlib.util.find_spec("plotly") is None:
+    raise ImportError("ceco_lite.plotting needs the lessons extra (missing: plotly): pip install 'ceco-lite[lessons]'")
