@@ -38,6 +38,10 @@ __all__ = [
     "check_size",
     "check_tensor",
     "check_features_labels",
+    "check_labels",
+    "check_matrix",
+    "check_dtype",
+    "check_imbalance_factor",
     "IGNORE_INDEX",
     "MIN_IGNORE_INDEX",
 ]
@@ -52,8 +56,19 @@ def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def check_int(value: Any, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+def check_int(value: Any, name: str, *, minimum: int | None = None, maximum: int | None = None,
+              hint: str = "") -> int:
     """``value`` as an ``int`` in ``[minimum, maximum]`` (bounds optional).
+
+    Parameters
+    ----------
+    value : integer
+    name : str
+        Argument name used in the error message.
+    minimum, maximum : int, optional
+        Inclusive bounds.
+    hint : str, optional
+        Added to a bound violation's message in parentheses.
 
     Raises
     ------
@@ -61,14 +76,25 @@ def check_int(value: Any, name: str, *, minimum: int | None = None, maximum: int
         ``value`` is not an integer (``bool`` is not accepted).
     ValueError
         ``value`` lies outside the bounds.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_int(np.int64(4), "num_blocks", minimum=1)
+    4
+    >>> check_int(2, "dim", minimum=3, hint="a simplex ETF of 4 vectors spans 3 dimensions")
+    Traceback (most recent call last):
+    ...
+    ValueError: dim must be >= 3, got 2 (a simplex ETF of 4 vectors spans 3 dimensions)
     """
     if not _is_int(value):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
     value = int(value)
+    extra = f" ({hint})" if hint else ""
     if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+        raise ValueError(f"{name} must be >= {minimum}, got {value}{extra}")
     if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be <= {maximum}, got {value}")
+        raise ValueError(f"{name} must be <= {maximum}, got {value}{extra}")
     return value
 
 
@@ -142,8 +168,14 @@ def check_choice(value: Any, name: str, choices: Iterable) -> Any:
 
 
 def check_num_classes(num_classes: Any, name: str = "num_classes") -> int:
-    """The number of classes ``K``: an int ``>= 2``."""
+    """The number of classes ``K``: an int ``>= 2`` (numpy integers pass, ``bool`` does not)."""
     return check_int(num_classes, name, minimum=2)
+
+
+def check_imbalance_factor(imbalance_factor: Any, name: str = "imbalance_factor") -> float:
+    """An imbalance factor ``IF = n_max / n_min``: a finite real number ``>= 1``
+    (docs/conventions.md, section "Imbalance factor")."""
+    return check_float(imbalance_factor, name, minimum=1.0, hint="n_max / n_min")
 
 
 def check_ignore_index(ignore_index: Any, num_classes: int | None = None) -> int | None:
@@ -176,6 +208,75 @@ def check_ignore_index(ignore_index: Any, num_classes: int | None = None) -> int
     if ignore_index < MIN_IGNORE_INDEX:
         raise ValueError(f"ignore_index must be >= {MIN_IGNORE_INDEX}, got {ignore_index}")
     return ignore_index
+
+
+def check_labels(labels: Tensor, num_classes: int, ignore_index: int | None, name: str = "labels") -> None:
+    """Every value of the integer tensor ``labels`` is a class in ``[0, num_classes)`` or ``ignore_index``.
+
+    One ``aminmax`` pass over the labels (a host synchronisation on CUDA); an
+    empty tensor passes.
+
+    Raises
+    ------
+    ValueError
+        A label outside ``[0, num_classes)`` other than ``ignore_index``; the
+        message shows one of them.
+
+    Examples
+    --------
+    >>> check_labels(torch.tensor([0, 2, 255]), 3, 255)
+    >>> check_labels(torch.tensor([0, 3]), 3, 255)
+    Traceback (most recent call last):
+    ...
+    ValueError: labels must lie in [0, num_classes) = [0, 3) or equal ignore_index=255, found e.g. 3
+    """
+    if not labels.numel():
+        return
+    labels = labels.long()
+    if ignore_index is None:
+        lo, hi = torch.aminmax(labels)
+        if int(lo) < 0 or int(hi) >= num_classes:
+            bad = labels[(labels < 0) | (labels >= num_classes)]
+            raise ValueError(
+                f"{name} must lie in [0, num_classes) = [0, {num_classes}), found e.g. {int(bad[0])}"
+            )
+        return
+    ignored = labels == ignore_index
+    lo, hi = torch.aminmax(labels.masked_fill(ignored, 0))
+    if int(lo) < 0 or int(hi) >= num_classes:
+        bad = labels[((labels < 0) | (labels >= num_classes)) & ~ignored]
+        raise ValueError(
+            f"{name} must lie in [0, num_classes) = [0, {num_classes}) or equal "
+            f"ignore_index={ignore_index}, found e.g. {int(bad[0])}"
+        )
+
+
+def check_matrix(value: Any, name: str, *, min_columns: int = 1) -> Tensor:
+    """A finite floating matrix ``(d, K)`` of column vectors -- a classifier or a frame,
+    one column per class (docs/conventions.md, section "Layout").
+
+    Raises
+    ------
+    TypeError
+        Not a floating tensor.
+    ValueError
+        Not 2-D, fewer than ``min_columns`` columns, or non-finite entries.
+    """
+    check_tensor(value, name, kind="floating", ndim=2, shape="(d, K)")
+    if value.shape[1] < min_columns:
+        raise ValueError(
+            f"{name} must have at least {min_columns} columns (classes), got shape {tuple(value.shape)}"
+        )
+    if not bool(torch.isfinite(value).all()):
+        raise ValueError(f"{name} contains non-finite values")
+    return value
+
+
+def check_dtype(dtype: Any, name: str = "dtype") -> torch.dtype:
+    """A floating :class:`torch.dtype` (``TypeError`` otherwise)."""
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"{name} must be a floating torch.dtype, got {dtype!r}")
+    return dtype
 
 
 def check_seed(seed: Any, name: str = "seed") -> int:

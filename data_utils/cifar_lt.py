@@ -1,4 +1,4 @@
-"""Long-tailed CIFAR-10/100 in the LDAM-DRW convention (SPEC §4).
+"""Long-tailed CIFAR-10/100 in the LDAM-DRW convention (docs/conventions.md, section cifar-lt).
 
 Cao et al., "Learning Imbalanced Datasets with Label-Distribution-Aware Margin Loss"
 (NeurIPS 2019), public code ``imbalance_cifar.py``: class ``i`` keeps
@@ -8,14 +8,14 @@ indices are shuffled with numpy seed 0 (one shuffle per class, classes in order)
 the first ``n_i`` kept. The test split stays balanced.
 
 Built on :class:`torchvision.datasets.CIFAR10` / ``CIFAR100`` (``download=True`` works
-as there). A local copy whose files do not match the official checksums (e.g. the
-truncated copy used by this project's tests) is accepted with ``verify_checksums=False``
-and a warning; ``n_max`` then defaults to the smallest per-class count available.
+as there). A local copy whose files do not match the official checksums (e.g. a
+truncated sample of the data set) is accepted with ``verify_checksums=False`` and a
+warning; ``n_max`` then defaults to the smallest per-class count available.
 """
 from __future__ import annotations
 
-import numbers
 import os
+import pickle
 import warnings
 from pathlib import Path
 from typing import Callable, Optional
@@ -24,13 +24,24 @@ import numpy as np
 import torch
 import torchvision
 
-from .profiles import check_imbalance_factor, check_int, check_num_classes, long_tail_profile
+from ceco_lite.validation import (
+    check_bool,
+    check_choice,
+    check_imbalance_factor,
+    check_int,
+    check_num_classes,
+    check_optional_int,
+    check_seed,
+)
+
+from .paths import default_data_dir
+from .profiles import PROFILES
 
 __all__ = ["cifar_lt_counts", "CIFAR10LT", "CIFAR100LT"]
 
 
 def cifar_lt_counts(n_max: int, num_classes: int, imbalance_factor: float, profile: str = "exp") -> list[int]:
-    """Per-class training-image counts of a long-tailed CIFAR (LDAM-DRW, SPEC §4).
+    """Per-class training-image counts of a long-tailed CIFAR (LDAM-DRW; docs/conventions.md, section cifar-lt).
 
     ``n_i = int(n_max * (1/IF)^(i/(C-1)))`` for ``profile="exp"``, the expression of the
     LDAM-DRW code (so the float rounding matches the published counts); ``"step"``:
@@ -56,11 +67,16 @@ def cifar_lt_counts(n_max: int, num_classes: int, imbalance_factor: float, profi
     ------
     ValueError, TypeError
         On ``n_max < 1``, ``C < 2``, ``IF < 1`` or an unknown profile.
+
+    Examples
+    --------
+    >>> cifar_lt_counts(5000, 10, 100)
+    [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
     """
-    check_int(n_max, minimum=1, name="n_max")
+    n_max = check_int(n_max, "n_max", minimum=1)
     C = check_num_classes(num_classes)
     IF = check_imbalance_factor(imbalance_factor)
-    long_tail_profile(C, IF, profile)  # validates the profile name
+    check_choice(profile, "profile", PROFILES)
     imb = 1.0 / IF
     if profile == "exp":
         return [int(n_max * (imb ** (i / (C - 1.0)))) for i in range(C)]
@@ -98,13 +114,13 @@ class _LongTailMixin:
         # One constructor for both classes (parameters documented on CIFAR10LT); the
         # torchvision dataset's own __init__ is reached through super() below.
         IF = check_imbalance_factor(imbalance_factor)
-        long_tail_profile(self.num_classes, IF, profile)
-        if not isinstance(verify_checksums, bool):
-            raise TypeError("verify_checksums must be a bool")
-        self.verify_checksums = verify_checksums
+        check_choice(profile, "profile", PROFILES)
+        self.verify_checksums = check_bool(verify_checksums, "verify_checksums")
+        train = check_bool(train, "train")
+        download = check_bool(download, "download")
+        seed = check_seed(seed)
+        n_max = check_optional_int(n_max, "n_max", minimum=1)
         if root is None:
-            from .paths import default_data_dir
-
             base = default_data_dir()
             if base is None:
                 raise RuntimeError(f"{type(self).__name__}: root=None and no data root is set (CECO_DATA_DIR)")
@@ -133,7 +149,7 @@ class _LongTailMixin:
             raise RuntimeError(f"{type(self).__name__} under {folder}: {err}.{hint}") from err
         self.imbalance_factor = IF
         self.profile = profile
-        self.seed = int(seed)
+        self.seed = seed
         targets = np.asarray(self.targets, dtype=np.int64)
         available = np.bincount(targets, minlength=self.num_classes)
         self.available_per_class = available.tolist()
@@ -142,9 +158,7 @@ class _LongTailMixin:
             return
         if n_max is None:
             n_max = int(available.min())
-        elif isinstance(n_max, bool) or not isinstance(n_max, numbers.Integral) or n_max < 1:
-            raise ValueError(f"n_max must be a positive integer or None, got {n_max!r}")
-        counts = cifar_lt_counts(int(n_max), self.num_classes, IF, profile)
+        counts = cifar_lt_counts(n_max, self.num_classes, IF, profile)
         short = [c for c in range(self.num_classes) if counts[c] > available[c]]
         if short:
             raise ValueError(
@@ -162,7 +176,7 @@ class _LongTailMixin:
         self.indices = keep
         self.data = self.data[keep]
         self.targets = targets[keep].tolist()
-        self.n_max = int(n_max)
+        self.n_max = n_max
         self.num_per_class = counts
 
     # torchvision verifies the official md5 of every file; allow an explicit opt-out.
@@ -186,8 +200,6 @@ class _LongTailMixin:
     def _load_meta(self) -> None:
         if getattr(self, "verify_checksums", True):
             return super()._load_meta()
-        import pickle
-
         path = os.path.join(self.root, self.base_folder, self.meta["filename"])
         with open(path, "rb") as f:
             data = pickle.load(f, encoding="latin1")
@@ -207,7 +219,7 @@ class _LongTailMixin:
 
 
 class CIFAR10LT(_LongTailMixin, torchvision.datasets.CIFAR10):
-    """Long-tailed CIFAR-10 (LDAM-DRW convention, SPEC §4).
+    """Long-tailed CIFAR-10 (LDAM-DRW convention, docs/conventions.md, section cifar-lt).
 
     Parameters
     ----------
@@ -252,7 +264,8 @@ class CIFAR10LT(_LongTailMixin, torchvision.datasets.CIFAR10):
 
 
 class CIFAR100LT(_LongTailMixin, torchvision.datasets.CIFAR100):
-    """Long-tailed CIFAR-100 (LDAM-DRW convention, SPEC §4); see :class:`CIFAR10LT`.
+    """Long-tailed CIFAR-100 (LDAM-DRW convention, docs/conventions.md, section cifar-lt);
+    see :class:`CIFAR10LT`.
 
     ``root`` holds ``cifar-100-python/``; ``n_max`` is 500 on the official data.
     """

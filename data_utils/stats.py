@@ -1,11 +1,12 @@
 """Imbalance statistics of segmentation masks: pixel versus centre imbalance.
 
-CeCo supplement, Sec. E (Fig. 6, Table 12): the imbalance factor ``IF = n_max / n_min``
-is much smaller when counted in class *centres* (one per image, or per batch, in which
-a class appears) than in pixels (Cityscapes: 373 vs 20). Fig. 7 measures the Pearson
-correlation between per-class accuracy and normalised class frequency
-``f_k = n_k / n_max``. Head/common/tail are thirds of the classes by pixel frequency
-(SPEC §4).
+CeCo supplement, Appendix C (Fig. 6) and F.1 (Table 12): the imbalance factor
+``IF = n_max / n_min`` is much smaller when counted in class *centres* (one per image,
+or per batch, in which a class appears) than in pixels (Cityscapes: 373 vs 20). Fig. 7
+(Appendix C) measures the Pearson correlation between per-class accuracy and
+normalised class frequency ``f_k = n_k / n_max``. Head/common/tail are thirds of the
+classes by pixel frequency (docs/conventions.md, sections imbalance-factor,
+pixel-vs-centre and head-common-tail).
 
 ``python -m data_utils.stats`` prints the statistics of the real Cityscapes sample
 (when present) and of the synthetic generator next to the paper's figures.
@@ -13,14 +14,17 @@ correlation between per-class accuracy and normalised class frequency
 from __future__ import annotations
 
 import argparse
-import numbers
 from pathlib import Path
 from typing import Iterable, Optional
 
 import numpy as np
 import torch
 
-from .profiles import check_num_classes
+from ceco_lite.validation import IGNORE_INDEX, check_num_classes, check_optional_int
+
+from .cityscapes import CITYSCAPES_CLASSES, CityscapesSubset
+from .paths import default_data_dir
+from .synthetic import make_synthetic_segmentation
 
 __all__ = [
     "imbalance_stats",
@@ -31,8 +35,6 @@ __all__ = [
     "format_stats",
     "main",
 ]
-
-IGNORE_INDEX = 255
 
 
 def _as_long_tensor(masks) -> torch.Tensor:
@@ -90,9 +92,14 @@ def per_image_class_counts(masks, num_classes: int, *, ignore_index: int = IGNOR
 
 
 def imbalance_factor(counts) -> float:
-    """``IF = n_max / n_min`` over the classes with a non-zero count (SPEC §4).
+    """``IF = n_max / n_min`` over the classes with a non-zero count (docs/conventions.md, section imbalance-factor).
 
     Returns ``nan`` when no class is present.
+
+    Examples
+    --------
+    >>> imbalance_factor([500, 0, 20, 5])
+    100.0
     """
     c = np.asarray(counts, dtype=np.float64)
     c = c[c > 0]
@@ -100,7 +107,7 @@ def imbalance_factor(counts) -> float:
 
 
 def head_common_tail(pixel_counts) -> dict:
-    """Split the present classes into thirds by pixel frequency (SPEC §4).
+    """Split the present classes into thirds by pixel frequency (docs/conventions.md, section head-common-tail).
 
     Parameters
     ----------
@@ -113,6 +120,12 @@ def head_common_tail(pixel_counts) -> dict:
         decreasing frequency; ``numpy.array_split`` of the sorted present classes, so
         head gets the extra class when the count is not divisible by 3); ``"absent"``:
         classes with zero pixels.
+
+    Examples
+    --------
+    >>> groups = head_common_tail([5, 900, 0, 40, 300, 1, 70, 2])
+    >>> {k: v.tolist() for k, v in groups.items()}
+    {'head': [1, 4, 6], 'common': [3, 0], 'tail': [7, 5], 'absent': [2]}
     """
     c = np.asarray(pixel_counts, dtype=np.float64)
     order = np.argsort(-c, kind="stable")
@@ -186,7 +199,7 @@ def imbalance_stats(
 ) -> dict:
     """Pixel and centre imbalance statistics of a set of segmentation masks.
 
-    CeCo supplement Sec. E: pixel IF (Fig. 6, Table 12 "point"), centre IF (Table 12
+    CeCo supplement Appendix C and F.1: pixel IF (Fig. 6, Table 12 "point"), centre IF (Table 12
     "center": a class contributes one centre per image, or per batch, in which it
     appears -- CeCo paper Eq. 3 computes one centre per present class per batch), and,
     given per-class accuracies, the Pearson correlation of accuracy with normalised
@@ -227,9 +240,7 @@ def imbalance_stats(
         ``accuracy`` of the wrong length.
     """
     K = check_num_classes(num_classes)
-    if batch_size is not None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+    batch_size = check_optional_int(batch_size, "batch_size", minimum=1)
     presence = []
     pixel_counts = torch.zeros(K, dtype=torch.long)
     num_ignored = 0
@@ -318,15 +329,10 @@ def main(argv=None) -> int:
     parser.add_argument("--verbose", action="store_true", help="print per-class tables")
     args = parser.parse_args(argv)
 
-    from .paths import default_data_dir
-    from .synthetic import make_synthetic_segmentation
-
     root = args.data_dir or default_data_dir()
     city_root = None if root is None else Path(root) / "cityscapes"
     print("Pixel vs centre imbalance factor (CeCo supplement Table 12: Cityscapes 373 vs 20)")
     if city_root is not None and city_root.is_dir():
-        from .cityscapes import CITYSCAPES_CLASSES, CityscapesSubset
-
         size = None if tuple(args.size) == (0, 0) else tuple(args.size)
         masks = {}
         for split in ("train", "val"):

@@ -4,7 +4,8 @@ A fast generator of image/mask pairs with the three properties that make semanti
 segmentation differ from image classification (CeCo paper, Sec. 1 and 3.2):
 
 * **pixel imbalance** -- class pixel frequencies follow a long-tailed profile,
-  ``n_k ∝ IF^(-k/(K-1))`` (``"exp"``, SPEC §4) or the step profile; the measured
+  ``n_k ∝ IF^(-k/(K-1))`` (``"exp"``, docs/conventions.md, section cifar-lt) or the
+  step profile; the measured
   pixel imbalance factor equals the requested one up to sampling noise;
 * **centre imbalance smaller than pixel imbalance** -- rare classes are both smaller
   and present in fewer images: class ``k`` appears in a fraction
@@ -31,7 +32,6 @@ over images; the only Python loop runs over classes.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Callable, Optional
 
 import numpy as np
@@ -39,7 +39,18 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from .profiles import check_imbalance_factor, check_int, check_num_classes, long_tail_profile
+from ceco_lite.validation import (
+    check_bool,
+    check_float,
+    check_generator,
+    check_imbalance_factor,
+    check_int,
+    check_num_classes,
+    check_seed,
+    check_size,
+)
+
+from .profiles import long_tail_profile
 
 __all__ = [
     "make_synthetic_segmentation",
@@ -80,7 +91,7 @@ def palette(num_classes: int) -> np.ndarray:
         colours, unrelated to the (deliberately overlapping) appearance of the classes in
         the synthetic images. The ignore index 255 is conventionally drawn black.
     """
-    num_classes = check_num_classes(num_classes, minimum=1)
+    num_classes = check_int(num_classes, "num_classes", minimum=1)
     if num_classes <= len(_TAB20):
         return _TAB20[:num_classes].copy()
     k = np.arange(num_classes, dtype=np.float64)
@@ -105,7 +116,8 @@ def synthetic_class_structure(num_classes: int) -> dict:
 
     Class indices are in order of decreasing pixel frequency (class 0 is the most
     frequent, the "background stuff" class). Thirds by index: head, common, tail
-    (``numpy.array_split`` of ``0..K-1`` in three, as SPEC §4's head/common/tail).
+    (``numpy.array_split`` of ``0..K-1`` in three; docs/conventions.md, section
+    head-common-tail).
 
     Parameters
     ----------
@@ -141,35 +153,12 @@ def synthetic_class_structure(num_classes: int) -> dict:
 def target_pixel_frequencies(num_classes: int, imbalance_factor: float, profile: str = "exp") -> np.ndarray:
     """Requested pixel frequencies ``p_k`` (sum 1) of the generator.
 
-    ``p_k ∝ IF^(-k/(K-1))`` for ``profile="exp"`` (SPEC §4), or the step profile; so
+    ``p_k ∝ IF^(-k/(K-1))`` for ``profile="exp"`` (docs/conventions.md, section
+    cifar-lt), or the step profile; so
     ``p_0 / p_{K-1} = IF``. Returns ``(K,)`` float64.
     """
     w = long_tail_profile(num_classes, imbalance_factor, profile)
     return w / w.sum()
-
-
-def _parse_size(size) -> tuple[int, int]:
-    if isinstance(size, numbers.Integral) and not isinstance(size, bool):
-        size = (int(size), int(size))
-    try:
-        h, w = size
-    except (TypeError, ValueError):
-        raise TypeError(f"size must be an int or a pair (H, W) of ints, got {size!r}") from None
-    for v in (h, w):
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-            raise TypeError(f"size must be an int or a pair (H, W) of ints, got {size!r}")
-        if v < 1:
-            raise ValueError(f"size must be positive, got {size!r}")
-    return int(h), int(w)
-
-
-def _check_unit(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number in [0, 1], got {type(value).__name__}")
-    v = float(value)
-    if not 0.0 <= v <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {value}")
-    return v
 
 
 def _textures(h: int, w: int) -> torch.Tensor:
@@ -354,8 +343,8 @@ def make_synthetic_segmentation(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Generate imbalanced, context-correlated synthetic segmentation data.
 
-    Pixel frequencies follow ``p_k ∝ IF^(-k/(K-1))`` (SPEC §4, the LDAM-DRW profile
-    applied to pixels); see the module docstring for the layout, context and appearance
+    Pixel frequencies follow ``p_k ∝ IF^(-k/(K-1))`` (the LDAM-DRW profile applied
+    to pixels, docs/conventions.md, section synthetic-data); see the module docstring for the layout, context and appearance
     model.
 
     Parameters
@@ -410,22 +399,23 @@ def make_synthetic_segmentation(
         On ``num_images < 1``, ``num_classes < 2``, ``imbalance_factor < 1``, a
         non-positive size, an option outside its range, or an unknown profile.
     """
-    check_int(num_images, minimum=1, name="num_images")
+    check_int(num_images, "num_images", minimum=1)
     K = check_num_classes(num_classes)
     IF = check_imbalance_factor(imbalance_factor)
-    H, W = _parse_size(size)
-    c = _check_unit("context_strength", context_strength)
-    overlap = _check_unit("appearance_overlap", appearance_overlap)
-    ignore_fraction = _check_unit("ignore_fraction", ignore_fraction)
-    presence_exponent = _check_unit("presence_exponent", presence_exponent)
-    if isinstance(noise_level, bool) or not isinstance(noise_level, numbers.Real) or not noise_level >= 0:
-        raise ValueError(f"noise_level must be a real number >= 0, got {noise_level!r}")
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    H, W = check_size(size)
+    seed = check_seed(seed)
+    check_generator(generator)
+    c = check_float(context_strength, "context_strength", minimum=0.0, maximum=1.0)
+    overlap = check_float(appearance_overlap, "appearance_overlap", minimum=0.0, maximum=1.0)
+    noise_level = check_float(noise_level, "noise_level", minimum=0.0)
+    ignore_region = check_bool(ignore_region, "ignore_region")
+    ignore_fraction = check_float(ignore_fraction, "ignore_fraction", minimum=0.0, maximum=1.0)
+    presence_exponent = check_float(presence_exponent, "presence_exponent", minimum=0.0, maximum=1.0)
+    chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
     p = target_pixel_frequencies(K, IF, profile)
     q = np.minimum(1.0, (p / p[0]) ** presence_exponent)
     if generator is None:
-        generator = torch.Generator().manual_seed(int(seed))
+        generator = torch.Generator().manual_seed(seed)
     gen = generator
 
     struct = synthetic_class_structure(K)
@@ -504,19 +494,15 @@ class SyntheticSegmentation(Dataset):
         block_size: int = 256,
         **options,
     ) -> None:
-        if isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral) or block_size < 1:
-            raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
+        self.block_size = check_int(block_size, "block_size", minimum=1)
         # validate everything once, cheaply
         make_synthetic_segmentation(1, num_classes, 1, imbalance_factor, seed=seed, **options)
-        if isinstance(num_images, bool) or not isinstance(num_images, numbers.Integral) or num_images < 1:
-            raise ValueError(f"num_images must be a positive integer, got {num_images!r}")
-        self.num_images = int(num_images)
-        self.num_classes = int(num_classes)
-        self.size = _parse_size(size)
-        self.imbalance_factor = float(imbalance_factor)
-        self.seed = int(seed)
+        self.num_images = check_int(num_images, "num_images", minimum=1)
+        self.num_classes = check_num_classes(num_classes)
+        self.size = check_size(size)
+        self.imbalance_factor = check_imbalance_factor(imbalance_factor)
+        self.seed = check_seed(seed)
         self.transform = transform
-        self.block_size = int(block_size)
         self.options = dict(options)
         self.classes = [f"class {k}" for k in range(self.num_classes)]
         self._cache: tuple[int, torch.Tensor, torch.Tensor] | None = None

@@ -1,4 +1,4 @@
-"""CeCo loss, CeCo paper Eq. 3-4 as corrected in SPEC §3, and the released variant (ceco_lite/ceco.py)."""
+"""CeCo loss, CeCo paper Eq. 3-4 as corrected in docs/conventions.md (section ceco-loss), and the released variant (ceco_lite/ceco.py)."""
 from __future__ import annotations
 
 import math

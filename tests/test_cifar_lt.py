@@ -1,4 +1,4 @@
-"""Long-tailed CIFAR (data_utils.cifar_lt), LDAM-DRW convention of SPEC §4."""
+"""Long-tailed CIFAR (data_utils.cifar_lt), LDAM-DRW convention of docs/conventions.md, section cifar-lt."""
 from __future__ import annotations
 
 import pickle

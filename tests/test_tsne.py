@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from ceco_lite.tsne import cached_tsne, subsample_per_class, tsne_embedding, tsne_many
+from ceco_lite.tsne import cached_tsne, tsne_embedding, tsne_many
 
 
 def _blobs(n_per_class=(40, 25, 8), d=6, seed=0):
@@ -14,27 +14,6 @@ def _blobs(n_per_class=(40, 25, 8), d=6, seed=0):
     feats = np.concatenate([c + 0.3 * rng.standard_normal((n, d)) for c, n in zip(centres, n_per_class)])
     labels = np.concatenate([np.full(n, k) for k, n in enumerate(n_per_class)])
     return feats.astype(np.float32), labels.astype(np.int64)
-
-
-def test_subsample_per_class_matches_bruteforce_caps():
-    rng = np.random.default_rng(1)
-    labels = rng.choice([0, 1, 2, 5, 255], size=500, p=[0.6, 0.2, 0.1, 0.05, 0.05])
-    idx = subsample_per_class(labels, 30, seed=3)
-    kept = labels[idx]
-    assert np.all(np.diff(idx) > 0)  # sorted, unique
-    assert 255 not in kept
-    for k in (0, 1, 2, 5):  # brute force: min(count, cap) per class
-        assert (kept == k).sum() == min((labels == k).sum(), 30)
-    # deterministic for a seed, different for another
-    assert np.array_equal(idx, subsample_per_class(labels, 30, seed=3))
-    assert not np.array_equal(idx, subsample_per_class(labels, 30, seed=4))
-
-
-def test_subsample_rejects_bad_input():
-    with pytest.raises(ValueError, match="max_per_class"):
-        subsample_per_class(np.zeros(5, dtype=int), 0)
-    with pytest.raises(ValueError, match="1-D"):
-        subsample_per_class(np.zeros((2, 2), dtype=int), 3)
 
 
 def test_tsne_separates_well_separated_classes():
