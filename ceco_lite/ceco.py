@@ -31,6 +31,7 @@ from .validation import (
     check_generator,
     check_ignore_index,
     check_int,
+    check_labels,
     check_num_classes,
     check_positive,
     check_tensor,
@@ -463,29 +464,97 @@ class ReleasedCenterCollapseLoss(nn.Module):
         self.prior_images += lab.shape[0]
 
     # ----------------------------------------------------------------- forward
+    def _check_values(self, features: Tensor, labels: Tensor) -> None:
+        """Label range and finite features, before the BatchNorm statistics change.
+
+        CPU: ``ValueError`` at once.  CUDA: device-side assertions queued ahead of
+        the projection (no host synchronisation).
+        """
+        K, ignore = self.num_classes, self.ignore_index
+        if features.device.type == "cuda":
+            lab = labels.long()
+            ok = (lab >= 0) & (lab < K)
+            if ignore is not None:
+                ok |= lab == ignore
+            torch._assert_async(ok.all(), f"labels must lie in [0, num_classes) = [0, {K}) or equal "
+                                          f"ignore_index={ignore}")
+            torch._assert_async(torch.isfinite(features).all(), "features contain non-finite values (NaN/inf)")
+            return
+        check_labels(labels, K, ignore)
+        if not bool(torch.isfinite(features).all()):
+            raise ValueError("features contain non-finite values (NaN/inf)")
+
+    def _project(self, features: Tensor) -> Tensor:
+        """The frozen 1x1 conv + BatchNorm of the released head.
+
+        Features of the frozen layers' dtype, and any features under autocast, go
+        through ``self.projection`` as is; float16/bfloat16 outside autocast are
+        computed in float32; another dtype (float64 features of a float32 module) in
+        the features' dtype, with the layers cast to it and the BatchNorm running
+        statistics updated in place in their own dtype (the update
+        ``nn.BatchNorm2d`` makes).
+        """
+        conv, bn = self.projection
+        dtype = features.dtype
+        if torch.is_autocast_enabled(features.device.type):
+            return self.projection(features)
+        if dtype in (torch.float16, torch.bfloat16):
+            features, dtype = features.float(), torch.float32
+        if dtype == conv.weight.dtype:
+            return self.projection(features)
+        x = F.conv2d(features, conv.weight.to(dtype))
+        factor = 0.0 if bn.momentum is None else bn.momentum
+        if self.training and bn.track_running_stats and bn.num_batches_tracked is not None:
+            bn.num_batches_tracked.add_(1)
+            if bn.momentum is None:  # cumulative moving average
+                factor = 1.0 / float(bn.num_batches_tracked)
+        stats = None if bn.running_mean is None else (bn.running_mean.to(dtype, copy=True),
+                                                       bn.running_var.to(dtype, copy=True))
+        x = F.batch_norm(x, None if stats is None else stats[0], None if stats is None else stats[1],
+                         None if bn.weight is None else bn.weight.to(dtype),
+                         None if bn.bias is None else bn.bias.to(dtype),
+                         self.training or stats is None, factor, bn.eps)
+        if stats is not None and self.training:
+            with torch.no_grad():
+                bn.running_mean.copy_(stats[0])
+                bn.running_var.copy_(stats[1])
+        return x
+
     def forward(self, features: Tensor, labels: Tensor) -> Tensor:
         """Released-code CeCo loss.
+
+        Every input is validated before anything changes state: a rejected
+        batch leaves the BatchNorm running statistics and the running prior
+        untouched.
 
         Parameters
         ----------
         features : Tensor
-            ``(B, in_channels, h, w)``, floating.
+            ``(B, in_channels, h, w)``, floating. float32 and autocast regions
+            run the released pipeline as is; float16/bfloat16 outside autocast
+            are computed in float32, float64 in float64 (the frozen layers are
+            cast, their float32 BatchNorm statistics are updated in place).
         labels : Tensor
             ``(B, H, W)`` integer, in ``[0, K)`` or ``ignore_index``.
 
         Returns
         -------
         Tensor
-            0-d loss, mean over present centres (float32; exact 0 that still
-            back-propagates if no pixel is labelled).
+            0-d loss, mean over present centres (float32; float64 for float64
+            features).  An exact 0 that still back-propagates when no pixel is
+            labelled or the batch is empty (an empty batch changes no state).
 
         Raises
         ------
         TypeError, ValueError
-            Wrong shapes, channels, dtypes, devices or label values.
+            Wrong shapes, channels, dtypes, devices or label values; non-finite
+            features; a training-mode batch with a single feature pixel (its
+            BatchNorm statistics are undefined).  On CUDA bad label values and
+            non-finite features are device-side assertions (``RuntimeError`` at
+            the next synchronisation), queued before the BatchNorm update.
         """
-        check_tensor(features, "features")
-        check_tensor(labels, "labels")
+        check_tensor(features, "features", kind="floating")
+        check_tensor(labels, "labels", kind="integer")
         if features.ndim != 4 or features.shape[1] != self.in_channels:
             raise ValueError(
                 f"features must have shape (B, in_channels={self.in_channels}, h, w), got {tuple(features.shape)}"
@@ -496,7 +565,19 @@ class ReleasedCenterCollapseLoss(nn.Module):
             )
         if features.device != self.etf.device:
             raise ValueError(f"features are on {features.device} but the module is on {self.etf.device}")
-        proj = self.projection(features)  # (B, proj, h, w)
+        # spatial sizes as align_features_and_labels judges them, on a zero-channel view
+        # (nearest-label matching of no channel: no resampling work)
+        align_features_and_labels(features[:, :0], labels)
+        if features.numel() == 0:  # empty batch: nothing to project or count, no state changes
+            return features.sum().to(torch.float64 if features.dtype == torch.float64 else torch.float32) * 0.0
+        B, _, h, w = features.shape
+        if self.training and B * h * w == 1:
+            raise ValueError(
+                "features must hold more than one pixel in training mode (B * h * w > 1): the projection's "
+                f"BatchNorm needs batch statistics; got shape {tuple(features.shape)}"
+            )
+        self._check_values(features, labels)
+        proj = self._project(features)  # (B, proj, h, w)
         aligned = labels
         if proj.shape[-2:] != labels.shape[-2:]:
             proj, aligned = align_features_and_labels(proj, labels, mode=self.align, align_corners=True)

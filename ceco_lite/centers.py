@@ -306,7 +306,9 @@ def align_features_and_labels(
     TypeError
         Non-floating features, non-integer labels.
     ValueError
-        Wrong number of dimensions, batch-size or device mismatch, unknown ``mode``.
+        Wrong number of dimensions, batch-size or device mismatch, unknown ``mode``,
+        or an empty spatial size (``h``, ``w``, ``H`` or ``W`` of 0) on one side
+        only.
     """
     check_tensor(features, "features", kind="floating", ndim=4, shape="(B, d, h, w)")
     check_tensor(labels, "labels", kind="integer", ndim=3, shape="(B, H, W)")
@@ -323,6 +325,17 @@ def align_features_and_labels(
     H, W = labels.shape[-2:]
     if (h, w) == (H, W):
         return features, labels
+    # resampling needs pixels on both sides (an empty map has no source pixel for the other)
+    if h == 0 or w == 0:
+        raise ValueError(
+            f"features must have a non-empty spatial size (h, w >= 1) to be matched with labels of size "
+            f"{(H, W)}, got shape {tuple(features.shape)}"
+        )
+    if H == 0 or W == 0:
+        raise ValueError(
+            f"labels must have a non-empty spatial size (H, W >= 1) to be matched with features of size "
+            f"{(h, w)}, got shape {tuple(labels.shape)}"
+        )
     if mode == "bilinear_features":
         up = F.interpolate(features, size=(H, W), mode="bilinear", align_corners=align_corners)
         return up, labels

@@ -156,9 +156,13 @@ def affinity_clustering_loss(
 
     Raises
     ------
+    TypeError
+        Not floating tensors.
     ValueError
         If the shapes do not match.
     """
+    check_tensor(features, "features", kind="floating")
+    check_tensor(probs, "probs", kind="floating")
     if features.ndim != 2 or probs.ndim != 2 or features.shape[0] != probs.shape[0]:
         raise ValueError(
             "features must be (B, d) and probs (B, C) with the same B, got "
@@ -299,11 +303,15 @@ def train_clustering_head(
     check_tensor(features, "features", kind="floating", ndim=2, shape="(N, d)")
     if features.shape[0] < 1:
         raise ValueError(f"features must hold at least one point, got shape {tuple(features.shape)}")
+    if not bool(torch.isfinite(features).all()):
+        raise ValueError("features contain non-finite values (NaN/inf)")
     if labels is not None:
         labels = torch.as_tensor(labels)
         if labels.shape != features.shape[:1]:
             raise ValueError(f"labels must have shape ({features.shape[0]},), got {tuple(labels.shape)}")
         check_tensor(labels, "labels", kind="integer")
+        if labels.numel() and int(labels.min()) < 0:
+            raise ValueError(f"labels must be non-negative class ids, found {int(labels.min())}")
     steps = check_int(steps, "steps", minimum=1)
     batch_size = check_int(batch_size, "batch_size", minimum=2)
     lr = check_positive(lr, "lr")

@@ -28,6 +28,7 @@ from torch import Tensor
 
 from .validation import (
     check_bool,
+    check_device,
     check_dtype,
     check_float,
     check_generator,
@@ -127,6 +128,7 @@ def simplex_etf(
     scale = check_positive(scale, "scale")
     check_generator(generator)
     check_dtype(dtype)
+    device = check_device(device)
 
     factor = scale * math.sqrt(K / (K - 1))
     if d >= K:
@@ -187,6 +189,8 @@ def etf_gram(
     """
     K = check_num_classes(num_classes)
     scale = check_positive(scale, "scale")
+    check_dtype(dtype)
+    device = check_device(device)
     G = torch.full((K, K), -1.0 / (K - 1), dtype=torch.float64)
     G.fill_diagonal_(1.0)
     return (scale**2 * G).to(dtype=dtype, device=device)

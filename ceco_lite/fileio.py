@@ -61,7 +61,7 @@ class CorruptFileError(OSError):
 
     def __init__(self, path, reason: str):
         self.path = Path(path)
-        super().__init__(f"{self.path} is damaged or not a file this program wrote ({reason})")
+        super().__init__(f"{self.path} is damaged or not in the expected format ({reason})")
 
 
 def _umask() -> int:

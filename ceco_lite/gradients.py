@@ -265,12 +265,15 @@ def mean_pairwise_cosine(weight: Tensor, classes=None) -> Tensor:
     if classes is None:
         idx = torch.arange(K, device=W.device)
     else:
-        idx = torch.as_tensor(classes, device=W.device)
+        try:
+            idx = torch.as_tensor(classes, device=W.device)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"classes must be integer indices or a boolean mask, got {classes!r}") from None
         if idx.dtype == torch.bool:
             if idx.shape != (K,):
                 raise ValueError(f"classes as a boolean mask must have shape ({K},), got {tuple(idx.shape)}")
             idx = idx.nonzero().flatten()
-        elif idx.dtype.is_floating_point:
+        elif idx.dtype.is_floating_point or idx.dtype.is_complex:
             raise TypeError("classes must be integer indices or a boolean mask")
         idx = idx.flatten().long()
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= K):

@@ -328,6 +328,20 @@ class In2NeCTLoss(nn.Module):
     TypeError, ValueError
         Bad arguments (naming them); neither or both of ``seg_logits`` /
         ``seg_loss``; ``seg_logits`` not matching ``labels``.
+
+    Examples
+    --------
+    >>> loss_fn = In2NeCTLoss(4, 8, generator=torch.Generator().manual_seed(0))
+    >>> z = torch.randn(2, 8, 4, 4, requires_grad=True)
+    >>> y = torch.randint(0, 4, (2, 16, 16))
+    >>> logits = torch.randn(2, 4, 16, 16, requires_grad=True)
+    >>> total, parts = loss_fn(z, y, logits, return_parts=True)
+    >>> sorted(parts)
+    ['inter', 'intra', 'seg']
+    >>> bool(torch.isclose(total, parts["seg"] + 0.2 * (parts["inter"] + parts["intra"])))
+    True
+    >>> loss_fn(z, torch.full((2, 16, 16), 255), logits).item()  # nothing labelled: an exact 0
+    0.0
     """
 
     def __init__(
@@ -365,13 +379,14 @@ class In2NeCTLoss(nn.Module):
     def extra_repr(self) -> str:
         return f"weight={self.weight}"
 
-    def _seg_loss(self, seg_logits: Any, seg_loss: Any, labels: Tensor) -> Tensor:
+    def _check_seg_inputs(self, seg_logits: Any, seg_loss: Any, labels: Tensor) -> None:
+        """Exactly one of ``seg_logits`` / ``seg_loss``, of the right kind and shape."""
         if (seg_logits is None) == (seg_loss is None):
             raise ValueError("pass exactly one of seg_logits (logits of the segmentation head) or seg_loss")
         if seg_loss is not None:
             if not isinstance(seg_loss, Tensor) or seg_loss.ndim != 0:
                 raise TypeError("seg_loss must be a 0-d torch.Tensor (a precomputed segmentation loss)")
-            return seg_loss
+            return
         if not isinstance(seg_logits, Tensor) or not seg_logits.is_floating_point():
             raise TypeError("seg_logits must be a floating torch.Tensor of shape (B, K, H, W) or (N, K)")
         expected = (labels.shape[0], self.num_classes, *labels.shape[1:])
@@ -380,7 +395,19 @@ class In2NeCTLoss(nn.Module):
                 f"seg_logits must have shape (B, K, H, W) / (N, K) = {expected} to match labels "
                 f"{tuple(labels.shape)}, got {tuple(seg_logits.shape)}"
             )
+        if seg_logits.device != labels.device:
+            raise ValueError(
+                f"seg_logits and labels must be on the same device, got {seg_logits.device} and {labels.device}"
+            )
+
+    def _seg_loss(self, seg_logits: Tensor | None, seg_loss: Tensor | None, labels: Tensor) -> Tensor:
+        """``L_Seg``: ``seg_loss`` as given, or the cross-entropy of ``seg_logits`` (mean over labelled pixels)."""
+        if seg_loss is not None:
+            return seg_loss
         ignore = -100 if self.ignore_index is None else self.ignore_index
+        if not bool((labels != ignore).any()):
+            # no labelled pixel: the mean over none is 0/0 in F.cross_entropy; an exact 0 with a graph instead
+            return seg_logits.sum() * 0.0
         return F.cross_entropy(seg_logits, labels.long(), ignore_index=ignore)
 
     def forward(
@@ -392,10 +419,18 @@ class In2NeCTLoss(nn.Module):
         seg_loss: Tensor | None = None,
         return_parts: bool = False,
     ):
-        check_tensor(labels, "labels")
-        seg = self._seg_loss(seg_logits, seg_loss, labels)
+        """The total loss of one batch (In2NeCT Eq. 7); see the class docstring.
+
+        Labels and features are validated (by ``L_Inter``) before the
+        cross-entropy sees them, so a bad label is a ``ValueError`` naming
+        ``labels``.  A batch without a labelled pixel (all ``ignore_index``, or
+        empty) gives exact zeros for all three parts, still connected to the graph.
+        """
+        check_tensor(labels, "labels", kind="integer")
+        self._check_seg_inputs(seg_logits, seg_loss, labels)
         inter = self.inter(features, labels)
         intra = self.intra(features, labels)
+        seg = self._seg_loss(seg_logits, seg_loss, labels)
         total = seg + self.weight * (inter + intra)
         if return_parts:
             return total, {"seg": seg, "inter": inter, "intra": intra}

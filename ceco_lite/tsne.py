@@ -41,19 +41,25 @@ _CACHE_VERSION = 2
 _CACHE_KEYS = ("embedding", "labels", "indices")
 
 
-def _as_numpy(x) -> np.ndarray:
-    if hasattr(x, "detach"):
+def _as_numpy(x, name: str, kind: str) -> np.ndarray:
+    """``x`` (tensor, array or sequence) as a numpy array of real (``kind="f"``) or integer (``"i"``) numbers."""
+    if isinstance(x, torch.Tensor):
         x = x.detach().to("cpu")
         if x.is_floating_point():
             x = x.float()
         x = x.numpy()
-    return np.asarray(x)
+    x = np.asarray(x)
+    ok = "biuf" if kind == "f" else "biu"
+    if x.dtype.kind not in ok:
+        what = "real numbers" if kind == "f" else "integer labels"
+        raise TypeError(f"{name} must hold {what}, got dtype {x.dtype}")
+    return x
 
 
 def _flatten(features, labels) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(N, d)`` float32 features and ``(N,)`` int64 labels."""
-    f = _as_numpy(features)
-    y = _as_numpy(labels)
+    f = _as_numpy(features, "features", "f")
+    y = _as_numpy(labels, "labels", "i")
     if f.ndim == 4:  # (B, d, H, W) with labels (B, H, W)
         if y.ndim != 3 or y.shape != (f.shape[0],) + f.shape[2:]:
             raise ValueError(
@@ -106,11 +112,13 @@ def tsne_embedding(
     max_iter = check_int(max_iter, "max_iter", minimum=1)
     seed = check_seed(seed)
     check_choice(init, "init", ("pca", "random"))
-    f = _as_numpy(features).astype(np.float32)
+    f = _as_numpy(features, "features", "f").astype(np.float32)
     if f.ndim != 2:
         raise ValueError(f"features must be (N, d), got shape {f.shape}")
     if f.shape[0] < 5:
         raise ValueError(f"t-SNE needs at least 5 samples, got {f.shape[0]}")
+    if not np.isfinite(f).all():
+        raise ValueError("features contain non-finite values (NaN/inf)")
     perp = float(min(perplexity, max(1.0, (f.shape[0] - 1) / 3.0)))
     tsne = TSNE(
         n_components=2,

@@ -54,6 +54,7 @@ from .etf import simplex_etf
 from .gradients import mean_pairwise_cosine
 from .validation import (
     check_choice,
+    check_device,
     check_dtype,
     check_float,
     check_generator,
@@ -61,7 +62,9 @@ from .validation import (
     check_num_classes,
     check_optional_int,
     check_positive,
+    check_real_array,
     check_seed,
+    check_tensor,
 )
 
 __all__ = [
@@ -77,7 +80,7 @@ _CLASSIFIERS = ("learned", "fixed_etf")
 
 # --------------------------------------------------------------------------- class sizes
 def _as_class_sizes(class_sizes, dtype: torch.dtype, device) -> Tensor:
-    sizes = torch.as_tensor(class_sizes, dtype=torch.float64)
+    sizes = torch.from_numpy(check_real_array(class_sizes, "class_sizes"))
     if sizes.ndim not in (1, 2):
         raise ValueError(f"class_sizes must have shape (K,) or (B, K), got {tuple(sizes.shape)}")
     if sizes.shape[-1] < 2:
@@ -130,7 +133,7 @@ def minority_class_sizes(
     K = check_num_classes(num_classes)
     KB = check_int(num_minority, "num_minority", minimum=1, maximum=K - 1)
     n_a = check_positive(n_majority, "n_majority")
-    ratios = torch.as_tensor(imbalance_ratio, dtype=torch.float64)
+    ratios = torch.from_numpy(check_real_array(imbalance_ratio, "imbalance_ratio"))
     if ratios.ndim > 1:
         raise ValueError(f"imbalance_ratio must be a float or a 1-D sequence, got shape {tuple(ratios.shape)}")
     if not bool(torch.isfinite(ratios).all()) or bool((ratios < 1).any()):
@@ -178,6 +181,10 @@ def ufm_objective(
     Tensor
         Scalar (or ``(B,)``), differentiable in ``features`` and ``classifier``.
     """
+    check_tensor(features, "features", kind="floating", ndim=(3, 4), shape="(K, m, d) or (B, K, m, d)")
+    check_tensor(classifier, "classifier", kind="floating", ndim=(2, 3), shape="(d, K) or (B, d, K)")
+    weight_decay = check_float(weight_decay, "weight_decay", minimum=0.0)
+    feature_decay = check_float(feature_decay, "feature_decay", minimum=0.0)
     sizes = _as_class_sizes(class_sizes, features.dtype, features.device)
     K, m, d = features.shape[-3:]
     if sizes.shape[-1] != K or classifier.shape[-2:] != (d, K):
@@ -359,7 +366,7 @@ def train_ufm(
         raise ValueError("give either generator or seed, not both")
     if seed is not None:
         generator = torch.Generator().manual_seed(check_seed(seed))
-    device = torch.device(device) if device is not None else torch.device("cpu")
+    device = check_device(device)
 
     sizes = _as_class_sizes(class_sizes, torch.float64, "cpu")
     batched = sizes.ndim == 2
@@ -468,7 +475,7 @@ def minority_collapse_sweep(
         ``"result"`` (the batched :class:`UFMResult`).
     """
     check_int(num_minority, "num_minority", minimum=2, hint="a pairwise cosine needs two minority classes")
-    ratios = torch.as_tensor(imbalance_ratios, dtype=torch.float64).reshape(-1)
+    ratios = torch.from_numpy(check_real_array(imbalance_ratios, "imbalance_ratios")).reshape(-1)
     sizes = minority_class_sizes(num_classes, num_minority, ratios)
     result = train_ufm(sizes, dim, classifier=classifier, **train_kwargs)
     minority = list(range(num_classes - num_minority, num_classes))

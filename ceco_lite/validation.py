@@ -21,6 +21,7 @@ import math
 import numbers
 from typing import Any, Iterable
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -42,6 +43,8 @@ __all__ = [
     "check_matrix",
     "check_dtype",
     "check_imbalance_factor",
+    "check_device",
+    "check_real_array",
     "IGNORE_INDEX",
     "MIN_IGNORE_INDEX",
 ]
@@ -277,6 +280,58 @@ def check_dtype(dtype: Any, name: str = "dtype") -> torch.dtype:
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"{name} must be a floating torch.dtype, got {dtype!r}")
     return dtype
+
+
+def check_device(device: Any, name: str = "device") -> torch.device:
+    """``device`` as a :class:`torch.device` (a device, a string such as ``"cuda:0"``, or ``None`` for the CPU).
+
+    Raises
+    ------
+    TypeError
+        Not a device, a string or ``None``.
+    ValueError
+        A string torch does not recognise as a device.
+    """
+    if device is None:
+        return torch.device("cpu")
+    if isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise TypeError(f"{name} must be a torch.device, a string such as 'cpu' or 'cuda:0', or None, "
+                        f"got {type(device).__name__} ({device!r})")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"{name} must name a device such as 'cpu' or 'cuda:0', got {device!r}") from None
+
+
+def check_real_array(value: Any, name: str, *, ndim: int | None = None) -> np.ndarray:
+    """``value`` (a sequence, array or tensor of real numbers) as a float64 numpy array.
+
+    NaN and infinities pass (callers that need finite values check them).
+
+    Raises
+    ------
+    TypeError
+        Not convertible to an array of real numbers (strings, objects, complex).
+    ValueError
+        ``ndim`` given and the array has another number of dimensions.
+    """
+    if isinstance(value, Tensor):
+        value = value.detach().cpu()
+        if value.is_complex():
+            raise TypeError(f"{name} must hold real numbers, got dtype {value.dtype}")
+        value = value.double().numpy()
+    try:
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "biuf":
+            raise TypeError
+        arr = arr.astype(np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a sequence or array of real numbers, got {type(value).__name__}") from None
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {arr.shape}")
+    return arr
 
 
 def check_seed(seed: Any, name: str = "seed") -> int:

@@ -23,7 +23,9 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 import torchvision
+from torchvision.datasets.utils import check_integrity
 
+from ceco_lite.fileio import CorruptFileError
 from ceco_lite.validation import (
     check_bool,
     check_choice,
@@ -138,15 +140,7 @@ class _LongTailMixin:
                        if not (folder / n).is_file()]
             if missing and not download:
                 raise RuntimeError(f"{type(self).__name__}: missing files under {folder}: {missing}")
-        try:
-            super().__init__(root, train=train, transform=transform, target_transform=target_transform,
-                             download=download)
-        except RuntimeError as err:
-            hint = "" if not verify_checksums else (
-                " If this is a local copy that differs from the official files on purpose (e.g. a truncated "
-                "sample), pass verify_checksums=False."
-            )
-            raise RuntimeError(f"{type(self).__name__} under {folder}: {err}.{hint}") from err
+        self._load_files(root, folder, train, transform, target_transform, download)
         self.imbalance_factor = IF
         self.profile = profile
         self.seed = seed
@@ -179,6 +173,27 @@ class _LongTailMixin:
         self.n_max = n_max
         self.num_per_class = counts
 
+    def _load_files(self, root, folder: Path, train: bool, transform, target_transform, download: bool) -> None:
+        """torchvision's loading (checksums, unpickling), with errors that name the failing files."""
+        try:
+            super().__init__(root, train=train, transform=transform, target_transform=target_transform,
+                             download=download)
+        except RuntimeError as err:
+            hint = ""
+            if self.verify_checksums:
+                bad = [str(folder / n) for n, md5 in self.train_list + self.test_list
+                       if (folder / n).is_file() and not check_integrity(str(folder / n), md5)]
+                failing = f" Files that fail the official md5 check: {', '.join(bad)}." if bad else ""
+                hint = (f"{failing} If this is a local copy that differs from the official files on purpose "
+                        "(e.g. a truncated sample), pass verify_checksums=False.")
+            raise RuntimeError(f"{type(self).__name__} under {folder}: {err}.{hint}") from err
+        except _UNPICKLING_ERRORS as err:
+            # torchvision unpickles the batches without naming the file that fails
+            _raise_for_corrupt_file(folder, self.train_list if train else self.test_list)
+            raise RuntimeError(f"{type(self).__name__}: cannot read the files under {folder} ({err})") from err
+        if len(self.data) != len(self.targets):
+            _raise_for_corrupt_file(folder, self.train_list if train else self.test_list)
+
     # torchvision verifies the official md5 of every file; allow an explicit opt-out.
     def _check_integrity(self) -> bool:
         if getattr(self, "verify_checksums", True):
@@ -201,9 +216,13 @@ class _LongTailMixin:
         if getattr(self, "verify_checksums", True):
             return super()._load_meta()
         path = os.path.join(self.root, self.base_folder, self.meta["filename"])
-        with open(path, "rb") as f:
-            data = pickle.load(f, encoding="latin1")
-        self.classes = data[self.meta["key"]]
+        try:
+            with open(path, "rb") as f:
+                data = pickle.load(f, encoding="latin1")
+            self.classes = list(data[self.meta["key"]])
+        except _UNPICKLING_ERRORS as err:
+            raise CorruptFileError(path, f"not a CIFAR metadata pickle with {self.meta['key']!r}: "
+                                         f"{type(err).__name__}: {err}") from None
         self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
 
     def get_cls_num_list(self) -> list[int]:
@@ -216,6 +235,30 @@ class _LongTailMixin:
         x = torch.from_numpy(np.ascontiguousarray(self.data)).permute(0, 3, 1, 2)
         x = x.contiguous() if raw else x.float().div_(255.0)
         return x, torch.as_tensor(self.targets, dtype=torch.long)
+
+
+#: What unpickling a damaged file can raise (truncated data, garbage bytes, wrong content).
+_UNPICKLING_ERRORS = (pickle.UnpicklingError, EOFError, ValueError, KeyError, IndexError, TypeError,
+                      AttributeError, ImportError, OverflowError, MemoryError)
+
+
+def _raise_for_corrupt_file(folder: Path, files) -> None:
+    """Raise :class:`ceco_lite.fileio.CorruptFileError` for the first of ``files`` (``(name, md5)``
+    pairs under ``folder``) that is not a CIFAR batch pickle; return if all are."""
+    for name, _ in files:
+        path = folder / name
+        try:
+            with open(path, "rb") as f:
+                entry = pickle.load(f, encoding="latin1")
+        except _UNPICKLING_ERRORS as err:
+            raise CorruptFileError(path, f"not a complete CIFAR batch pickle: {type(err).__name__}: {err}") from None
+        labels = entry.get("labels", entry.get("fine_labels")) if isinstance(entry, dict) else None
+        data = entry.get("data") if isinstance(entry, dict) else None
+        if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or labels is None:
+            raise CorruptFileError(path, "expected a dict with 'data' of shape (n, 3072) and 'labels' or "
+                                         "'fine_labels'")
+        if len(labels) != data.shape[0]:
+            raise CorruptFileError(path, f"{data.shape[0]} images but {len(labels)} labels")
 
 
 class CIFAR10LT(_LongTailMixin, torchvision.datasets.CIFAR10):
@@ -255,7 +298,12 @@ class CIFAR10LT(_LongTailMixin, torchvision.datasets.CIFAR10):
     Raises
     ------
     RuntimeError
-        Data missing (names the expected layout) or failing the checksum test.
+        Data missing (names the expected layout) or failing the checksum test
+        (names the files that fail it).
+    ceco_lite.fileio.CorruptFileError
+        A file of the split (or the metadata file) that cannot be read back as a
+        CIFAR pickle -- truncated, empty, not a pickle -- named in the message (with
+        ``verify_checksums=False``; otherwise the checksum test reports it first).
     ValueError
         ``IF < 1``, unknown profile, or ``n_max`` above what is available.
     """

@@ -204,3 +204,11 @@ def test_mean_pairwise_cosine():
 def test_bad_input(call, exc, word):
     with pytest.raises(exc, match=word):
         call()
+
+
+def test_classes_that_are_not_indices_are_a_clear_error():
+    W = torch.randn(3, 4)
+    with pytest.raises(TypeError, match="classes"):
+        mean_pairwise_cosine(W, "ab")
+    with pytest.raises(TypeError, match="classes"):
+        mean_pairwise_cosine(W, [0.5, 1.5])

@@ -243,3 +243,42 @@ def test_cuda_matches_cpu():
     # sampling with a CPU generator on CUDA labels
     sampled = IntraClassLoss(4, max_pixels_per_class=5, generator=torch.Generator().manual_seed(1))
     assert torch.isfinite(sampled(zc.float(), y.cuda()))
+
+
+# --------------------------------------------------------------------------- #
+# batches without a labelled pixel, bad labels with logits
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize("layout", ["all_ignored", "empty"])
+def test_total_loss_is_exact_zero_with_graph_without_labelled_pixels(layout):
+    loss_fn = In2NeCTLoss(4, 6, generator=torch.Generator().manual_seed(0))
+    if layout == "all_ignored":
+        f = torch.randn(2, 6, 4, 5, dtype=torch.float64, requires_grad=True)
+        lab = torch.full((2, 8, 10), 255)
+        logits = torch.randn(2, 4, 8, 10, dtype=torch.float64, requires_grad=True)
+    else:
+        f = torch.randn(0, 6, dtype=torch.float64, requires_grad=True)
+        lab = torch.zeros(0, dtype=torch.long)
+        logits = torch.randn(0, 4, dtype=torch.float64, requires_grad=True)
+    total, parts = loss_fn(f, lab, logits, return_parts=True)
+    assert total.item() == 0.0 and all(v.item() == 0.0 for v in parts.values())  # not NaN
+    total.backward()
+    assert f.grad is not None and logits.grad is not None
+    assert (f.grad == 0).all() and (logits.grad == 0).all()
+    # precomputed segmentation loss: the regularisers add exactly 0
+    seg = torch.tensor(0.75, dtype=torch.float64, requires_grad=True)
+    total2 = loss_fn(f, lab, seg_loss=seg)
+    assert total2.item() == 0.75
+    total2.backward()
+    assert seg.grad.item() == 1.0
+
+
+def test_bad_labels_with_logits_are_a_clear_error():
+    z, y = data(6)
+    loss_fn = In2NeCTLoss(4, 6)
+    bad = torch.where(y == 1, 9, y)
+    with pytest.raises(ValueError, match="labels"):
+        loss_fn(z, bad, torch.randn(len(y), 4, dtype=torch.float64))
+    with pytest.raises(TypeError, match="labels"):
+        loss_fn(z, y.float(), torch.randn(len(y), 4, dtype=torch.float64))
+    with pytest.raises(ValueError, match="device"):
+        loss_fn(z, y, torch.randn(len(y), 4, device="meta"))

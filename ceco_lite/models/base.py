@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from ..etf import simplex_etf
-from ..validation import check_bool, check_choice, check_int, check_num_classes
+from ..validation import check_bool, check_choice, check_int, check_num_classes, check_tensor
 
 
 def make_classifier(
@@ -133,6 +133,16 @@ class FeatureModel(nn.Module):
     feature_dim: int
     fixed_classifier: bool
     classifier: nn.Module
+    #: Channels of the input images.
+    in_channels: int = 3
+
+    def check_input(self, x) -> Tensor:
+        """``x`` if it is a floating ``(B, in_channels, H, W)`` image batch; ``TypeError`` /
+        ``ValueError`` naming ``x`` otherwise."""
+        check_tensor(x, "x", kind="floating", ndim=4, shape="(B, C, H, W)")
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f"x must have {self.in_channels} channels (B, C, H, W), got shape {tuple(x.shape)}")
+        return x
 
     def classifier_weight(self) -> Tensor:
         """Classifier ``W`` of shape ``(d, K)`` (paper layout, columns = classes).

@@ -106,8 +106,7 @@ class CifarResNet(FeatureModel):
 
     def forward_features(self, x: Tensor) -> Tensor:
         """Penultimate features ``(B, d)`` (after global average pooling [and projection])."""
-        if x.dim() != 4:
-            raise ValueError(f"x must have shape (B, C, H, W), got {tuple(x.shape)}")
+        self.check_input(x)
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.layer3(self.layer2(self.layer1(out)))
         out = F.adaptive_avg_pool2d(out, 1).flatten(1)

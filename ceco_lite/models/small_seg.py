@@ -92,7 +92,7 @@ class SmallSegNet(FeatureModel):
         self.num_classes = check_num_classes(num_classes)
         self.feature_dim = check_int(32 if feature_dim is None else feature_dim, "feature_dim", minimum=1)
         width = check_int(width, "width", minimum=1)
-        in_channels = check_int(in_channels, "in_channels", minimum=1)
+        self.in_channels = in_channels = check_int(in_channels, "in_channels", minimum=1)
         self.fixed_classifier = check_bool(fixed_classifier, "fixed_classifier")
         w = width
         self.stem = _cbr(in_channels, w, stride=2)  # 1/2
@@ -111,8 +111,7 @@ class SmallSegNet(FeatureModel):
 
     def forward_features(self, x: Tensor) -> Tensor:
         """Pixel features ``z`` ``(B, d, h, w)`` at output stride 4 (before the classifier)."""
-        if x.dim() != 4:
-            raise ValueError(f"x must have shape (B, C, H, W), got {tuple(x.shape)}")
+        self.check_input(x)
         skip = self.stage2(self.stem(x))
         ctx = self.stage3(skip)
         ctx = F.interpolate(ctx, size=skip.shape[-2:], mode="bilinear", align_corners=False)

@@ -101,8 +101,7 @@ class _TorchvisionSegBase(FeatureModel):
 
     def forward_features(self, x: Tensor) -> Tensor:
         """Pixel features ``z`` ``(B, d, h, w)`` (output stride 8) before the classifier."""
-        if x.dim() != 4:
-            raise ValueError(f"x must have shape (B, C, H, W), got {tuple(x.shape)}")
+        self.check_input(x)
         return self.projection(self._features(x))
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
