@@ -5,7 +5,9 @@ The public API is imported lazily (``ceco_lite.simplex_etf`` loads only
 needs the maths never imports plotting or widget code.
 
 Maths layout follows the CeCo paper (Zhong et al., CVPR 2023): a classifier or a
-simplex ETF is ``W`` of shape ``(d, K)`` -- one column per class (Eq. 1).
+simplex ETF is ``W`` of shape ``(d, K)`` -- one column per class (Eq. 1). The
+conventions, errata and definitions the code relies on are in
+``docs/conventions.md``.
 """
 from __future__ import annotations
 
@@ -42,7 +44,8 @@ _EXPORTS = {
     "InterClassLoss": "in2nect",
     "IntraClassLoss": "in2nect",
     "In2NeCTLoss": "in2nect",
-    "sample_pixels_per_class": "in2nect",
+    # class-balanced subsampling (ceco_lite/sampling.py)
+    "sample_per_class": "sampling",
     # IDDC (ceco_lite/iddc.py)
     "weibull_imbalance_regularizer": "iddc",
     "uniform_prior_regularizer": "iddc",

@@ -3,7 +3,8 @@
 ``L_CR = CE(Z̄^T W*, [1..K])`` over the classes present in the batch: each class
 centre ``z̄_k`` (Eq. 3) is classified by a fixed simplex ETF ``W*`` (Eq. 1, scaled
 as in Sec. 4.2) and its label is ``k``.  Eq. 4's denominator is a typo; the
-softmax runs over classes ``k'`` for the same centre (Eq. 7, SPEC §3):
+softmax runs over classes ``k'`` for the same centre (Eq. 7; docs/conventions.md,
+section ceco-loss):
 
 ``L_CR = - sum_k log( exp(z̄_k^T w*_k) / sum_k' exp(z̄_k^T w*_k') )``.
 
@@ -14,63 +15,40 @@ inference (zero cost).
 from __future__ import annotations
 
 import math
-import numbers
-from contextlib import nullcontext
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .centers import _check_ignore_index as _check_ignore_index_centers
-from .centers import align_features_and_labels, class_sums
+from .centers import align_features_and_labels, class_sums, no_autocast
 from .etf import simplex_etf
+from .validation import (
+    IGNORE_INDEX,
+    check_bool,
+    check_choice,
+    check_float,
+    check_generator,
+    check_ignore_index,
+    check_int,
+    check_labels,
+    check_num_classes,
+    check_positive,
+    check_tensor,
+)
 
-__all__ = ["CenterCollapseLoss", "ReleasedCenterCollapseLoss"]
+__all__ = ["CenterCollapseLoss", "ReleasedCenterCollapseLoss", "REDUCTIONS", "ALIGN_MODES"]
 
-
-def _no_autocast(device: torch.device):
-    """Disable autocast for the small K x K logit computation (kept in float32 or wider)."""
-    try:
-        return torch.autocast(device_type=device.type, enabled=False)
-    except RuntimeError:  # pragma: no cover - device type without autocast support
-        return nullcontext()
-
-
-def _check_reduction(reduction) -> str:
-    if reduction not in ("mean", "sum"):
-        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
-    return reduction
-
-
-def _check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    value = int(value)
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _check_ignore_index(ignore_index, num_classes: int) -> int | None:
-    """``None``, or an int in ``[-2**62, 0)`` or ``>= num_classes`` (the label of ignored pixels):
-    :func:`ceco_lite.centers._check_ignore_index` plus the losses' lower bound."""
-    ignore_index = _check_ignore_index_centers(ignore_index, num_classes)
-    if ignore_index is not None and ignore_index < -(2**62):
-        raise ValueError(f"ignore_index must be >= {-(2**62)}, got {ignore_index}")
-    return ignore_index
-
-
-def _check_align(align) -> str:
-    if align not in ("nearest_labels", "bilinear_features"):
-        raise ValueError(f"align must be 'nearest_labels' or 'bilinear_features', got {align!r}")
-    return align
+#: Reductions of the centre losses over the present classes (docs/conventions.md, section ceco-loss).
+REDUCTIONS = ("mean", "sum")
+#: How features and labels at different resolutions are matched (:func:`ceco_lite.centers.align_features_and_labels`).
+ALIGN_MODES = ("nearest_labels", "bilinear_features")
 
 
 def _resolve_sync(sync, process_group) -> str:
     if sync is None:
         sync = "global" if process_group is not None else "local"
-    if sync not in ("local", "global"):
-        raise ValueError(f"sync must be 'local' or 'global', got {sync!r}")
+    check_choice(sync, "sync", ("local", "global"))
     if process_group is not None and sync == "local":
         raise ValueError("process_group is given but sync='local'; use sync='global' (or leave sync=None)")
     return sync
@@ -87,8 +65,6 @@ class _AllReduceSum(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, tensor: Tensor, group) -> Tensor:
-        import torch.distributed as dist
-
         ctx.group = group
         out = tensor.clone(memory_format=torch.contiguous_format)
         dist.all_reduce(out, op=dist.ReduceOp.SUM, group=group)
@@ -96,8 +72,6 @@ class _AllReduceSum(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_output: Tensor):
-        import torch.distributed as dist
-
         grad = grad_output.clone(memory_format=torch.contiguous_format)
         dist.all_reduce(grad, op=dist.ReduceOp.SUM, group=ctx.group)
         return grad, None
@@ -108,8 +82,6 @@ def _global_sums(sums: Tensor, counts: Tensor, process_group) -> tuple[Tensor, T
 
     No-op when torch.distributed is not available or not initialised.
     """
-    import torch.distributed as dist
-
     if not (dist.is_available() and dist.is_initialized()):
         return sums, counts
     group = process_group if process_group is not None else dist.group.WORLD
@@ -137,7 +109,8 @@ def _masked_ce(logits: Tensor, present: Tensor, reduction: str) -> Tensor:
 
 
 class CenterCollapseLoss(nn.Module):
-    """Center collapse regularization loss L_CR (CeCo paper Eq. 3-4, corrected per SPEC §3).
+    """Center collapse regularization loss L_CR (CeCo paper Eq. 3-4; Eq. 4 corrected as in
+    docs/conventions.md, section ceco-loss).
 
     For a batch of pixel/point features ``z_i`` with labels ``y_i``:
 
@@ -200,8 +173,9 @@ class CenterCollapseLoss(nn.Module):
     the all-reduce, so its gradient is the same ``dL/dW*`` on every rank and
     DDP's average leaves it unchanged.  The ETF must be identical on all ranks:
     seed ``generator`` identically or rely on DDP's buffer broadcast from rank 0.
-    Verified with two gloo processes (loss equal to the single-process loss on
-    the concatenated batch; ``features.grad`` = 2 x the single-process gradient).
+    ``tests/test_distributed.py`` checks this with two gloo processes (loss equal
+    to the single-process loss on the concatenated batch; ``features.grad`` =
+    2 x the single-process gradient).
 
     On CUDA the forward pass never synchronises with the host: centres come
     from a one-hot matrix product (deterministic), labels at an integer
@@ -238,21 +212,22 @@ class CenterCollapseLoss(nn.Module):
         reduction: str = "mean",
         learnable: bool = False,
         generator: torch.Generator | None = None,
-        ignore_index: int | None = 255,
+        ignore_index: int | None = IGNORE_INDEX,
         align: str = "nearest_labels",
         process_group=None,
         sync: str | None = None,
     ) -> None:
         super().__init__()
-        self.num_classes = _check_int(num_classes, "num_classes", 2)
-        self.dim = _check_int(dim, "dim", 1)
-        self.reduction = _check_reduction(reduction)
-        self.align = _check_align(align)
-        self.ignore_index = _check_ignore_index(ignore_index, self.num_classes)
+        self.num_classes = check_num_classes(num_classes)
+        self.dim = check_int(dim, "dim", minimum=1)
+        self.reduction = check_choice(reduction, "reduction", REDUCTIONS)
+        self.align = check_choice(align, "align", ALIGN_MODES)
+        self.ignore_index = check_ignore_index(ignore_index, self.num_classes)
         self.sync = _resolve_sync(sync, process_group)
         self.process_group = process_group
-        self.learnable = bool(learnable)
-        self.scale = float(scale)
+        self.learnable = check_bool(learnable, "learnable")
+        self.scale = check_positive(scale, "scale")
+        check_generator(generator)
         etf = simplex_etf(self.num_classes, self.dim, scale=scale, generator=generator)
         if self.learnable:
             self.etf = nn.Parameter(etf)
@@ -290,7 +265,7 @@ class CenterCollapseLoss(nn.Module):
         return centers, counts
 
     def forward(self, features: Tensor, labels: Tensor) -> Tensor:
-        """L_CR of one batch (CeCo paper Eq. 3-4, SPEC §3).
+        """L_CR of one batch (CeCo paper Eq. 3-4; docs/conventions.md, section ceco-loss).
 
         Parameters
         ----------
@@ -308,15 +283,16 @@ class CenterCollapseLoss(nn.Module):
             label it is an exact 0 that still back-propagates (zero gradients).
         """
         centers, counts = self.centers(features, labels)
-        with _no_autocast(centers.device):
+        with no_autocast(centers.device):
             logits = centers @ self.etf.to(centers.dtype)  # (K, K): row = centre k, column = class k'
             return _masked_ce(logits, counts > 0, self.reduction)
 
 
 class ReleasedCenterCollapseLoss(nn.Module):
-    """CeCo as in the authors' released code (UPerNet head, ADE20K) -- SPEC §3, "CeCo as released".
+    """CeCo as in the authors' released code (UPerNet head, ADE20K; docs/conventions.md,
+    section ceco-released).
 
-    Differs from the paper's Eq. 4 (SPEC §3), so it is a separate module and
+    Differs from the paper's Eq. 4 (docs/conventions.md, section ceco-loss), so it is a separate module and
     never mixed silently into :class:`CenterCollapseLoss`.  Pipeline (training only):
 
     1. pixel features ``(B, C, h, w)`` -> frozen 1x1 conv ``C -> proj_channels``
@@ -386,8 +362,7 @@ class ReleasedCenterCollapseLoss(nn.Module):
     fork; decode heads ``UPerHead_cecol`` -- "'Linear' version of CeCo" -- and
     ``UPerHead_ceco`` -- "Normalized" -- with configs passing
     ``frequency_file="stats/ade20k_image_label_stats.txt"``, ``img_cls_weight``,
-    ``scale`` and ``smooth``), found through the project's code-search index.
-    Its training branch: ``reduce`` = Conv2d(channels, 128, 1, bias=False) +
+    ``scale`` and ``smooth``).  Its training branch: ``reduce`` = Conv2d(channels, 128, 1, bias=False) +
     BatchNorm2d(128) on the head output, ``F.interpolate(..., mode="bilinear",
     align_corners=True)`` to the label size, centres by ``one_hot(y).T @
     features / counts`` over the valid pixels, ``torch.unique`` for present
@@ -417,31 +392,25 @@ class ReleasedCenterCollapseLoss(nn.Module):
         logit_adjust: bool = True,
         update_prior: bool = True,
         generator: torch.Generator | None = None,
-        ignore_index: int | None = 255,
+        ignore_index: int | None = IGNORE_INDEX,
         align: str = "bilinear_features",
     ) -> None:
         super().__init__()
-        K = self.num_classes = _check_int(num_classes, "num_classes", 2)
-        self.in_channels = _check_int(in_channels, "in_channels", 1)
-        self.proj_channels = _check_int(proj_channels, "proj_channels", 1)
+        K = self.num_classes = check_num_classes(num_classes)
+        self.in_channels = check_int(in_channels, "in_channels", minimum=1)
+        self.proj_channels = check_int(proj_channels, "proj_channels", minimum=1)
         if self.in_channels < K - 1:
             raise ValueError(
                 f"in_channels must be >= num_classes - 1 = {K - 1} to hold a simplex ETF, got {self.in_channels}"
             )
-        if isinstance(logit_scale, bool) or not isinstance(logit_scale, (int, float)) or not (
-            math.isfinite(logit_scale) and logit_scale > 0
-        ):
-            raise ValueError(f"logit_scale must be a positive float, got {logit_scale!r}")
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-        if isinstance(smooth, bool) or not isinstance(smooth, (int, float)) or not 0.0 <= smooth <= 1.0:
-            raise ValueError(f"smooth must be in [0, 1], got {smooth!r}")
-        _check_align(align)
-        self.ignore_index = _check_ignore_index(ignore_index, K)
-        self.align = align
-        self.logit_scale = float(logit_scale)
-        self.smooth = float(smooth)
-        self.logit_adjust = bool(logit_adjust)
+        self.logit_scale = check_positive(logit_scale, "logit_scale")
+        dropout = check_float(dropout, "dropout", minimum=0.0, maximum=1.0, strict_maximum=True)
+        self.smooth = check_float(smooth, "smooth", minimum=0.0, maximum=1.0)
+        self.align = check_choice(align, "align", ALIGN_MODES)
+        self.ignore_index = check_ignore_index(ignore_index, K)
+        self.logit_adjust = check_bool(logit_adjust, "logit_adjust")
+        update_prior = check_bool(update_prior, "update_prior")
+        check_generator(generator)
 
         # frozen random layers (PyTorch default init distributions, drawn from `generator`)
         self.projection = nn.Sequential(
@@ -472,7 +441,7 @@ class ReleasedCenterCollapseLoss(nn.Module):
             self.update_prior = False
         else:
             self.class_prior = None
-            self.update_prior = bool(update_prior)
+            self.update_prior = update_prior
         self.register_buffer("prior_counts", torch.zeros(K, dtype=torch.float64))
         self.register_buffer("prior_images", torch.zeros((), dtype=torch.float64))
 
@@ -495,31 +464,97 @@ class ReleasedCenterCollapseLoss(nn.Module):
         self.prior_images += lab.shape[0]
 
     # ----------------------------------------------------------------- forward
+    def _check_values(self, features: Tensor, labels: Tensor) -> None:
+        """Label range and finite features, before the BatchNorm statistics change.
+
+        CPU: ``ValueError`` at once.  CUDA: device-side assertions queued ahead of
+        the projection (no host synchronisation).
+        """
+        K, ignore = self.num_classes, self.ignore_index
+        if features.device.type == "cuda":
+            lab = labels.long()
+            ok = (lab >= 0) & (lab < K)
+            if ignore is not None:
+                ok |= lab == ignore
+            torch._assert_async(ok.all(), f"labels must lie in [0, num_classes) = [0, {K}) or equal "
+                                          f"ignore_index={ignore}")
+            torch._assert_async(torch.isfinite(features).all(), "features contain non-finite values (NaN/inf)")
+            return
+        check_labels(labels, K, ignore)
+        if not bool(torch.isfinite(features).all()):
+            raise ValueError("features contain non-finite values (NaN/inf)")
+
+    def _project(self, features: Tensor) -> Tensor:
+        """The frozen 1x1 conv + BatchNorm of the released head.
+
+        Features of the frozen layers' dtype, and any features under autocast, go
+        through ``self.projection`` as is; float16/bfloat16 outside autocast are
+        computed in float32; another dtype (float64 features of a float32 module) in
+        the features' dtype, with the layers cast to it and the BatchNorm running
+        statistics updated in place in their own dtype (the update
+        ``nn.BatchNorm2d`` makes).
+        """
+        conv, bn = self.projection
+        dtype = features.dtype
+        if torch.is_autocast_enabled(features.device.type):
+            return self.projection(features)
+        if dtype in (torch.float16, torch.bfloat16):
+            features, dtype = features.float(), torch.float32
+        if dtype == conv.weight.dtype:
+            return self.projection(features)
+        x = F.conv2d(features, conv.weight.to(dtype))
+        factor = 0.0 if bn.momentum is None else bn.momentum
+        if self.training and bn.track_running_stats and bn.num_batches_tracked is not None:
+            bn.num_batches_tracked.add_(1)
+            if bn.momentum is None:  # cumulative moving average
+                factor = 1.0 / float(bn.num_batches_tracked)
+        stats = None if bn.running_mean is None else (bn.running_mean.to(dtype, copy=True),
+                                                       bn.running_var.to(dtype, copy=True))
+        x = F.batch_norm(x, None if stats is None else stats[0], None if stats is None else stats[1],
+                         None if bn.weight is None else bn.weight.to(dtype),
+                         None if bn.bias is None else bn.bias.to(dtype),
+                         self.training or stats is None, factor, bn.eps)
+        if stats is not None and self.training:
+            with torch.no_grad():
+                bn.running_mean.copy_(stats[0])
+                bn.running_var.copy_(stats[1])
+        return x
+
     def forward(self, features: Tensor, labels: Tensor) -> Tensor:
         """Released-code CeCo loss.
+
+        Every input is validated before anything changes state: a rejected
+        batch leaves the BatchNorm running statistics and the running prior
+        untouched.
 
         Parameters
         ----------
         features : Tensor
-            ``(B, in_channels, h, w)``, floating.
+            ``(B, in_channels, h, w)``, floating. float32 and autocast regions
+            run the released pipeline as is; float16/bfloat16 outside autocast
+            are computed in float32, float64 in float64 (the frozen layers are
+            cast, their float32 BatchNorm statistics are updated in place).
         labels : Tensor
             ``(B, H, W)`` integer, in ``[0, K)`` or ``ignore_index``.
 
         Returns
         -------
         Tensor
-            0-d loss, mean over present centres (float32; exact 0 that still
-            back-propagates if no pixel is labelled).
+            0-d loss, mean over present centres (float32; float64 for float64
+            features).  An exact 0 that still back-propagates when no pixel is
+            labelled or the batch is empty (an empty batch changes no state).
 
         Raises
         ------
         TypeError, ValueError
-            Wrong shapes, channels, dtypes, devices or label values.
+            Wrong shapes, channels, dtypes, devices or label values; non-finite
+            features; a training-mode batch with a single feature pixel (its
+            BatchNorm statistics are undefined).  On CUDA bad label values and
+            non-finite features are device-side assertions (``RuntimeError`` at
+            the next synchronisation), queued before the BatchNorm update.
         """
-        if not isinstance(features, Tensor):
-            raise TypeError(f"features must be a torch.Tensor, got {type(features).__name__}")
-        if not isinstance(labels, Tensor):
-            raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
+        check_tensor(features, "features", kind="floating")
+        check_tensor(labels, "labels", kind="integer")
         if features.ndim != 4 or features.shape[1] != self.in_channels:
             raise ValueError(
                 f"features must have shape (B, in_channels={self.in_channels}, h, w), got {tuple(features.shape)}"
@@ -530,7 +565,19 @@ class ReleasedCenterCollapseLoss(nn.Module):
             )
         if features.device != self.etf.device:
             raise ValueError(f"features are on {features.device} but the module is on {self.etf.device}")
-        proj = self.projection(features)  # (B, proj, h, w)
+        # spatial sizes as align_features_and_labels judges them, on a zero-channel view
+        # (nearest-label matching of no channel: no resampling work)
+        align_features_and_labels(features[:, :0], labels)
+        if features.numel() == 0:  # empty batch: nothing to project or count, no state changes
+            return features.sum().to(torch.float64 if features.dtype == torch.float64 else torch.float32) * 0.0
+        B, _, h, w = features.shape
+        if self.training and B * h * w == 1:
+            raise ValueError(
+                "features must hold more than one pixel in training mode (B * h * w > 1): the projection's "
+                f"BatchNorm needs batch statistics; got shape {tuple(features.shape)}"
+            )
+        self._check_values(features, labels)
+        proj = self._project(features)  # (B, proj, h, w)
         aligned = labels
         if proj.shape[-2:] != labels.shape[-2:]:
             proj, aligned = align_features_and_labels(proj, labels, mode=self.align, align_corners=True)
@@ -539,7 +586,7 @@ class ReleasedCenterCollapseLoss(nn.Module):
             self._update_prior(labels)  # full-resolution labels, after they were validated
         centers = sums / counts.clamp_min(1).to(sums.dtype).unsqueeze(1)  # (K, proj)
         K = self.num_classes
-        with _no_autocast(centers.device):
+        with no_autocast(centers.device):
             lin = self.center_mlp[0]
             h = self.center_mlp[1](F.linear(centers, lin.weight.to(centers.dtype), lin.bias.to(centers.dtype)))
             h = self.center_dropout(F.normalize(h, dim=1))

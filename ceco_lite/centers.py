@@ -8,22 +8,21 @@ The reduction is vectorised (no Python loop over classes or images):
 
 * ``(B, d, H, W)`` features on CPU: ``scatter_add`` along the pixel axis of the
   ``(B, d, H*W)`` view into a ``(B, d, K+1)`` buffer -- no transpose copy of the
-  features.  On CPU this beat ``index_add_`` of pixel rows and a one-hot matrix
-  product (``benchmarks/bench_centers.py --kernels``; the CPU ``index_add_``
-  pays a per-row overhead, the one-hot product is 4-9x slower) and, in a
-  one-off test, a sort + ``segment_reduce``;
+  features (``benchmarks/bench_centers.py --kernels`` compares it on CPU with
+  ``index_add_`` of pixel rows, which pays a per-row overhead there, and with a
+  one-hot matrix product);
 * ``(N, d)`` features and channels-last maps on CPU (and other non-CUDA
   devices): ``index_add_`` of the ``(N, d)`` rows into a ``(K+1, d)`` buffer;
 * CUDA: a one-hot matrix product ``onehot(y)^T @ Z`` in float32 (autocast off),
   the one-hot built by comparing the labels with ``[0, 1, ..., K-1,
   ignore_index]`` (no gather, no ``bincount``, no host synchronisation); the
-  counts are column sums of the same one-hot.  On an H100 this halved the GPU
-  time of the loss against ``index_add_`` (whose float atomics also made the
-  last bits run-dependent); the GEMM is deterministic.  Caveats: float32
-  features are multiplied in TF32 when the user enabled TF32 matmuls
-  (``torch.backends.cuda.matmul.allow_tf32``; half/bfloat16 features are exact
-  in TF32), and with ``validate=False`` a non-finite ignored pixel turns the
-  sums non-finite (``0 * inf = nan``) where the CPU path drops it.
+  counts are column sums of the same one-hot.  Unlike ``index_add_``, whose
+  float atomics make the last bits run-dependent on CUDA, the matrix product
+  is deterministic.  Caveats: float32 features are multiplied in TF32 when the
+  user enabled TF32 matmuls (``torch.backends.cuda.matmul.allow_tf32``;
+  half/bfloat16 features are exact in TF32), and with ``validate=False`` a
+  non-finite ignored pixel turns the sums non-finite (``0 * inf = nan``) where
+  the CPU path drops it.
 
 Ignored pixels go to the extra bin ``K`` (dropped), so no boolean mask copy is
 made.  Sums are accumulated in float32 for half/bfloat16 input (also under
@@ -39,106 +38,51 @@ Run the batch on CPU, or call :func:`class_sums` there, for the ``ValueError``.
 """
 from __future__ import annotations
 
-import numbers
+from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["class_sums", "class_centers", "align_features_and_labels"]
+from .validation import (
+    IGNORE_INDEX,
+    check_choice,
+    check_features_labels,
+    check_ignore_index,
+    check_labels,
+    check_num_classes,
+    check_tensor,
+)
+
+__all__ = ["class_sums", "class_centers", "align_features_and_labels", "no_autocast"]
 
 
-# --------------------------------------------------------------------------- validation
-def _check_num_classes(num_classes) -> int:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral):
-        raise TypeError(f"num_classes must be an int, got {type(num_classes).__name__}")
-    num_classes = int(num_classes)
-    if num_classes < 2:
-        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-    return num_classes
+def no_autocast(device: torch.device):
+    """A context manager that disables autocast on ``device``'s type (a no-op context
+    for device types without autocast support).
 
-
-def _check_ignore_index(ignore_index, num_classes: int) -> int | None:
-    if ignore_index is None:
-        return None
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
-        raise TypeError(f"ignore_index must be an int or None, got {type(ignore_index).__name__}")
-    ignore_index = int(ignore_index)
-    if 0 <= ignore_index < num_classes:
-        raise ValueError(
-            f"ignore_index must lie outside [0, num_classes) = [0, {num_classes}), got {ignore_index}"
-        )
-    return ignore_index
-
-
-def _check_tensor_dtypes(features, labels) -> None:
-    """``features`` a floating tensor, ``labels`` an integer tensor (``TypeError`` otherwise)."""
-    if not isinstance(features, Tensor):
-        raise TypeError(f"features must be a torch.Tensor, got {type(features).__name__}")
-    if not isinstance(labels, Tensor):
-        raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
-    if not features.dtype.is_floating_point:
-        raise TypeError(f"features must have a floating dtype, got {features.dtype}")
-    if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
-        raise TypeError(f"labels must have an integer dtype, got {labels.dtype}")
-
-
-def _check_features_labels(features, labels) -> None:
-    """Types, dtypes, layouts, shapes and devices of ``features``/``labels``."""
-    _check_tensor_dtypes(features, labels)
-    if features.device != labels.device:
-        raise ValueError(
-            f"features and labels must be on the same device, got features on {features.device} "
-            f"and labels on {labels.device}"
-        )
-    if features.ndim == 2:
-        if labels.ndim != 1 or labels.shape[0] != features.shape[0]:
-            raise ValueError(
-                f"labels must have shape (N,) = ({features.shape[0]},) for features of shape (N, d) = "
-                f"{tuple(features.shape)}, got {tuple(labels.shape)}"
-            )
-    elif features.ndim == 4:
-        B, _, H, W = features.shape
-        if labels.shape != (B, H, W):
-            raise ValueError(
-                f"labels must have shape (B, H, W) = {(B, H, W)} for features of shape (B, d, H, W) = "
-                f"{tuple(features.shape)}, got {tuple(labels.shape)} "
-                "(use align_features_and_labels for different resolutions)"
-            )
-    else:
-        raise ValueError(
-            f"features must have shape (N, d) or (B, d, H, W), got {tuple(features.shape)}"
-        )
-    if features.shape[1] < 1:
-        raise ValueError(f"features must have a feature dimension d >= 1, got shape {tuple(features.shape)}")
+    The class-centre losses compute their small ``K x K`` logits under it, in
+    float32 or wider, whatever autocast region the caller runs in.
+    """
+    try:
+        return torch.autocast(device_type=device.type, enabled=False)
+    except RuntimeError:  # pragma: no cover - device type without autocast support
+        return nullcontext()
 
 
 def _bin_index(labels: Tensor, num_classes: int, ignore_index: int | None, validate: bool) -> Tensor:
     """int64 bin per pixel: the class, or ``num_classes`` for ignored pixels.
 
     With ``validate`` raises ``ValueError`` for labels outside ``[0, K)`` other
-    than ``ignore_index`` (one ``aminmax`` pass; synchronises on CUDA).
+    than ``ignore_index`` (:func:`ceco_lite.validation.check_labels`; one
+    ``aminmax`` pass, synchronises on CUDA).
     """
     labels = labels.long()
+    if validate:
+        check_labels(labels, num_classes, ignore_index)
     if ignore_index is None:
-        if validate and labels.numel():
-            lo, hi = torch.aminmax(labels)
-            if int(lo) < 0 or int(hi) >= num_classes:
-                bad = labels[(labels < 0) | (labels >= num_classes)]
-                raise ValueError(
-                    f"labels must lie in [0, num_classes) = [0, {num_classes}), found e.g. {int(bad[0])}"
-                )
         return labels
-    ignored = labels == ignore_index
-    if validate and labels.numel():
-        lo, hi = torch.aminmax(labels.masked_fill(ignored, 0))
-        if int(lo) < 0 or int(hi) >= num_classes:
-            bad_mask = ((labels < 0) | (labels >= num_classes)) & ~ignored
-            raise ValueError(
-                f"labels must lie in [0, num_classes) = [0, {num_classes}) or equal "
-                f"ignore_index={ignore_index}, found e.g. {int(labels[bad_mask][0])}"
-            )
-    return labels.masked_fill(ignored, num_classes)
+    return labels.masked_fill(labels == ignore_index, num_classes)
 
 
 def _all_finite(sums: Tensor) -> Tensor:
@@ -192,7 +136,7 @@ def class_sums(
     labels: Tensor,
     num_classes: int,
     *,
-    ignore_index: int | None = 255,
+    ignore_index: int | None = IGNORE_INDEX,
     validate: bool = True,
 ) -> tuple[Tensor, Tensor]:
     """Per-class feature sums and pixel counts (numerator and ``n_k`` of CeCo paper Eq. 3).
@@ -237,9 +181,9 @@ def class_sums(
         non-finite features (detected from the sums, so an overflow of the sums
         is reported too).  The last two are device-side assertions on CUDA.
     """
-    _check_features_labels(features, labels)
-    K = _check_num_classes(num_classes)
-    ignore_index = _check_ignore_index(ignore_index, K)
+    check_features_labels(features, labels)
+    K = check_num_classes(num_classes)
+    ignore_index = check_ignore_index(ignore_index, K)
     if features.device.type == "cuda":
         return _class_sums_onehot(features, labels, K, ignore_index, validate)
     idx = _bin_index(labels, K, ignore_index, validate)
@@ -274,7 +218,7 @@ def class_centers(
     labels: Tensor,
     num_classes: int,
     *,
-    ignore_index: int | None = 255,
+    ignore_index: int | None = IGNORE_INDEX,
     validate: bool = True,
 ) -> tuple[Tensor, Tensor]:
     """Class centres (per-class mean features) of a batch, CeCo paper Eq. 3.
@@ -362,13 +306,12 @@ def align_features_and_labels(
     TypeError
         Non-floating features, non-integer labels.
     ValueError
-        Wrong number of dimensions, batch-size or device mismatch, unknown ``mode``.
+        Wrong number of dimensions, batch-size or device mismatch, unknown ``mode``,
+        or an empty spatial size (``h``, ``w``, ``H`` or ``W`` of 0) on one side
+        only.
     """
-    _check_tensor_dtypes(features, labels)
-    if features.ndim != 4:
-        raise ValueError(f"features must have shape (B, d, h, w), got {tuple(features.shape)}")
-    if labels.ndim != 3:
-        raise ValueError(f"labels must have shape (B, H, W), got {tuple(labels.shape)}")
+    check_tensor(features, "features", kind="floating", ndim=4, shape="(B, d, h, w)")
+    check_tensor(labels, "labels", kind="integer", ndim=3, shape="(B, H, W)")
     if features.shape[0] != labels.shape[0]:
         raise ValueError(
             f"features and labels must have the same batch size, got {features.shape[0]} and {labels.shape[0]}"
@@ -377,12 +320,22 @@ def align_features_and_labels(
         raise ValueError(
             f"features and labels must be on the same device, got {features.device} and {labels.device}"
         )
-    if mode not in ("nearest_labels", "bilinear_features"):
-        raise ValueError(f"mode must be 'nearest_labels' or 'bilinear_features', got {mode!r}")
+    check_choice(mode, "mode", ("nearest_labels", "bilinear_features"))
     h, w = features.shape[-2:]
     H, W = labels.shape[-2:]
     if (h, w) == (H, W):
         return features, labels
+    # resampling needs pixels on both sides (an empty map has no source pixel for the other)
+    if h == 0 or w == 0:
+        raise ValueError(
+            f"features must have a non-empty spatial size (h, w >= 1) to be matched with labels of size "
+            f"{(H, W)}, got shape {tuple(features.shape)}"
+        )
+    if H == 0 or W == 0:
+        raise ValueError(
+            f"labels must have a non-empty spatial size (H, W >= 1) to be matched with features of size "
+            f"{(h, w)}, got shape {tuple(labels.shape)}"
+        )
     if mode == "bilinear_features":
         up = F.interpolate(features, size=(H, W), mode="bilinear", align_corners=align_corners)
         return up, labels

@@ -3,7 +3,7 @@
 * :func:`long_tail_sizes` / :func:`synthetic_pixel_features` -- long-tailed class sizes and
   Gaussian pixel features around given class means;
 * :func:`check_closed_forms` -- :func:`ceco_lite.ceco_gradients` against autograd;
-* :func:`check_errata` -- the errata of docs/conventions.md, section "Errata", measured.
+* :func:`check_errata` -- the errata of docs/conventions.md, sections ceco-loss and ceco-gradients, measured.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ __all__ = ["long_tail_sizes", "synthetic_pixel_features", "check_closed_forms", 
 def long_tail_sizes(num_classes: int, imbalance_factor: float, n_max: int) -> torch.Tensor:
     """Integer class sizes ``n_k = max(1, round(n_max * IF^(-k/(K-1))))`` (the exponential long-tailed profile).
 
-    Uses :func:`data_utils.profiles.long_tail_profile` (docs/conventions.md, section "Imbalance factor").
+    Uses :func:`data_utils.profiles.long_tail_profile` (docs/conventions.md, section imbalance-factor).
 
     Returns
     -------
@@ -98,7 +98,7 @@ def check_closed_forms(features: torch.Tensor, labels: torch.Tensor, weight: tor
 
 
 def check_errata(num_classes: int, dim: int, *, alpha: float = 1.0, seed: int = 0) -> dict:
-    """The CeCo paper's errata (docs/conventions.md, section "Errata"), measured.
+    """The CeCo paper's errata (docs/conventions.md, sections ceco-loss and ceco-gradients), measured.
 
     1. After Eq. 8 the paper writes ``||w_k' - w_k|| = 2K/(K-1)`` for a fixed ETF; for a
        unit-norm ETF (Eq. 2) ``||w_k' - w_k||^2 = 1 + 1 + 2/(K-1) = 2K/(K-1)``, so the norm

@@ -1,6 +1,6 @@
 """A tiny imbalance-aware clustering demo after IDDC (lesson 6).
 
-IDDC (Liu, Zhang & Tang, IJCV 2024; seed 004) clusters pixels without labels by
+IDDC (Liu, Zhang & Tang, IJCV 2024) clusters pixels without labels by
 transferring the affinity structure of pixel features to the label space and adds a
 Weibull regulariser (:func:`ceco_lite.iddc.weibull_imbalance_regularizer`) that
 prevents empty clusters without forcing equal cluster sizes. This module reproduces
@@ -22,6 +22,22 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.optimize import linear_sum_assignment
+from sklearn.datasets import make_blobs
+from sklearn.metrics import normalized_mutual_info_score
+
+from data_utils.profiles import long_tail_profile
+
+from .iddc import uniform_prior_regularizer, weibull_imbalance_regularizer
+from .validation import (
+    check_choice,
+    check_float,
+    check_imbalance_factor,
+    check_int,
+    check_positive,
+    check_seed,
+    check_tensor,
+)
 
 __all__ = [
     "PRIORS",
@@ -48,7 +64,7 @@ def imbalanced_blobs(
     """Gaussian blobs with exponentially imbalanced sizes (synthetic pixel features).
 
     Cluster ``i`` holds ``n_i = int(n_max * IF ** (-i / (C - 1)))`` points (the
-    long-tailed profile of Cao et al. 2019, SPEC §4,
+    long-tailed profile of Cao et al. 2019, docs/conventions.md, section cifar-lt,
     :func:`data_utils.profiles.long_tail_profile`); centres are random points on a
     sphere of radius ``radius`` in ``R^dim``; points are drawn with
     :func:`sklearn.datasets.make_blobs`.
@@ -81,20 +97,17 @@ def imbalanced_blobs(
 
     Raises
     ------
-    ValueError
-        If ``num_clusters < 2``, ``imbalance_factor < 1`` or ``n_max < 1``.
+    TypeError, ValueError
+        If ``num_clusters < 2``, ``imbalance_factor < 1``, ``n_max < 1``,
+        ``dim < 1``, ``radius`` or ``cluster_std`` not positive, or a bad ``seed``.
     """
-    from sklearn.datasets import make_blobs
-
-    from data_utils.profiles import long_tail_profile
-
-    if int(num_clusters) < 2:
-        raise ValueError(f"num_clusters must be >= 2, got {num_clusters!r}")
-    if not float(imbalance_factor) >= 1.0:
-        raise ValueError(f"imbalance_factor must be >= 1, got {imbalance_factor!r}")
-    if int(n_max) < 1:
-        raise ValueError(f"n_max must be >= 1, got {n_max!r}")
-    C = int(num_clusters)
+    C = check_int(num_clusters, "num_clusters", minimum=2)
+    imbalance_factor = check_imbalance_factor(imbalance_factor)
+    n_max = check_int(n_max, "n_max", minimum=1)
+    dim = check_int(dim, "dim", minimum=1)
+    radius = check_positive(radius, "radius")
+    cluster_std = check_positive(cluster_std, "cluster_std")
+    seed = check_seed(seed)
     sizes = np.maximum((n_max * long_tail_profile(C, imbalance_factor)).astype(np.int64), 1)
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((C, dim))
@@ -143,9 +156,13 @@ def affinity_clustering_loss(
 
     Raises
     ------
+    TypeError
+        Not floating tensors.
     ValueError
         If the shapes do not match.
     """
+    check_tensor(features, "features", kind="floating")
+    check_tensor(probs, "probs", kind="floating")
     if features.ndim != 2 or probs.ndim != 2 or features.shape[0] != probs.shape[0]:
         raise ValueError(
             "features must be (B, d) and probs (B, C) with the same B, got "
@@ -211,8 +228,6 @@ class ClusteringResult:
 
 
 def _prior_term(prior: str, probs: torch.Tensor) -> torch.Tensor:
-    from ceco_lite.iddc import uniform_prior_regularizer, weibull_imbalance_regularizer
-
     p4 = probs[:, :, None, None]  # (B, C, 1, 1): the regularisers average over batch and pixels
     if prior == "weibull":
         return weibull_imbalance_regularizer(p4)
@@ -240,7 +255,8 @@ def train_clustering_head(
 
     Minimises ``L_pos + L_neg + prior_weight * R(p)`` (see
     :func:`affinity_clustering_loss`) with Adam on random mini-batches, where ``R``
-    is IDDC's Weibull regulariser (SPEC §3, :func:`ceco_lite.iddc.weibull_imbalance_regularizer`,
+    is IDDC's Weibull regulariser (docs/conventions.md, section iddc;
+    :func:`ceco_lite.iddc.weibull_imbalance_regularizer`,
     lambda = 5, k = 0.3), the uniform prior
     (:func:`ceco_lite.iddc.uniform_prior_regularizer`) or nothing (``"none"``).
     The head is ``Linear(d, hidden) - ReLU - Linear(hidden, C)`` (a single linear
@@ -275,31 +291,40 @@ def train_clustering_head(
 
     Raises
     ------
-    ValueError
-        For an unknown prior, a negative weight, bad shapes or too few clusters.
+    TypeError, ValueError
+        For an unknown prior, a negative weight, bad shapes or dtypes, too few
+        clusters, or another argument out of its range (named in the message).
     """
-    if prior not in PRIORS:
-        raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
-    if prior_weight < 0:
-        raise ValueError(f"prior_weight must be >= 0, got {prior_weight!r}")
-    if int(num_clusters) < 2:
-        raise ValueError(f"num_clusters must be >= 2, got {num_clusters!r}")
-    features = torch.as_tensor(features)
-    if features.ndim != 2 or not features.is_floating_point():
-        raise ValueError(f"features must be a float (N, d) tensor, got {tuple(features.shape)}")
+    check_choice(prior, "prior", PRIORS)
+    prior_weight = check_float(prior_weight, "prior_weight", minimum=0.0)
+    C = check_int(num_clusters, "num_clusters", minimum=2)
+    if not isinstance(features, torch.Tensor):
+        features = torch.as_tensor(features)
+    check_tensor(features, "features", kind="floating", ndim=2, shape="(N, d)")
+    if features.shape[0] < 1:
+        raise ValueError(f"features must hold at least one point, got shape {tuple(features.shape)}")
+    if not bool(torch.isfinite(features).all()):
+        raise ValueError("features contain non-finite values (NaN/inf)")
     if labels is not None:
         labels = torch.as_tensor(labels)
         if labels.shape != features.shape[:1]:
             raise ValueError(f"labels must have shape ({features.shape[0]},), got {tuple(labels.shape)}")
-    if int(steps) < 1 or int(batch_size) < 2:
-        raise ValueError("steps must be >= 1 and batch_size >= 2")
+        check_tensor(labels, "labels", kind="integer")
+        if labels.numel() and int(labels.min()) < 0:
+            raise ValueError(f"labels must be non-negative class ids, found {int(labels.min())}")
+    steps = check_int(steps, "steps", minimum=1)
+    batch_size = check_int(batch_size, "batch_size", minimum=2)
+    lr = check_positive(lr, "lr")
+    hidden = check_int(hidden, "hidden", minimum=0)
+    shift = check_float(shift, "shift", minimum=-1.0, maximum=1.0)
+    shift_neg = check_float(shift_neg, "shift_neg", minimum=-1.0, maximum=1.0)
+    seed = check_seed(seed)
 
-    C = int(num_clusters)
     X = features.detach().float()
     N, d = X.shape
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = torch.Generator().manual_seed(seed)
     torch_state = torch.random.get_rng_state()
-    torch.manual_seed(int(seed))
+    torch.manual_seed(seed)
     try:
         if hidden:
             head = torch.nn.Sequential(
@@ -311,8 +336,8 @@ def train_clustering_head(
         torch.random.set_rng_state(torch_state)
     opt = torch.optim.Adam(head.parameters(), lr=lr)
     history: list[float] = []
-    bs = min(int(batch_size), N)
-    for _ in range(int(steps)):
+    bs = min(batch_size, N)
+    for _ in range(steps):
         idx = torch.randint(0, N, (bs,), generator=gen)
         xb = X[idx]
         probs = head(xb).softmax(dim=1)
@@ -331,9 +356,6 @@ def train_clustering_head(
     result = ClusteringResult(prior=prior, assignments=assignments, cluster_sizes=sizes,
                               loss_history=history)
     if labels is not None:
-        from scipy.optimize import linear_sum_assignment
-        from sklearn.metrics import normalized_mutual_info_score
-
         y = labels.numpy().astype(np.int64)
         K = int(y.max()) + 1
         cm = np.zeros((K, C), dtype=np.int64)

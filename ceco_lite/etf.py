@@ -11,20 +11,32 @@ Segmentation Through Neural Collapse", CVPR 2023 ("CeCo paper"):
 * Lemma 1 -- for unit vectors ``max_{k != k'} cos(w_k, w_k') >= -1/(K-1)``,
   with equality iff ``W`` is a simplex ETF (proof: supplement, Appendix B).
 
-Layout convention (SPEC §3): an ETF / classifier is ``W`` of shape ``(d, K)``,
-one column per class.  The paper asks ``d >= K``; a simplex ETF spans only
-``K - 1`` dimensions, so ``d >= K - 1`` is supported (``d = K - 1`` gives the
-regular simplex, e.g. the tetrahedron for ``K = 4`` in R^3).
+Layout convention (docs/conventions.md, section layout): an ETF / classifier
+is ``W`` of shape ``(d, K)``, one column per class.  The paper asks ``d >= K``;
+a simplex ETF spans only ``K - 1`` dimensions, so ``d >= K - 1`` is supported
+(``d = K - 1`` gives the regular simplex, e.g. the tetrahedron for ``K = 4`` in
+R^3; docs/conventions.md, section simplex-etf).
 """
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
+
+from .validation import (
+    check_bool,
+    check_device,
+    check_dtype,
+    check_float,
+    check_generator,
+    check_int,
+    check_matrix,
+    check_num_classes,
+    check_positive,
+)
 
 __all__ = [
     "simplex_etf",
@@ -36,44 +48,6 @@ __all__ = [
     "spread_unit_vectors",
     "SpreadHistory",
 ]
-
-
-# --------------------------------------------------------------------------- validation
-def _check_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    return int(value)
-
-
-def _check_num_classes(num_classes, name: str = "num_classes") -> int:
-    num_classes = _check_int(num_classes, name)
-    if num_classes < 2:
-        raise ValueError(f"{name} must be >= 2 (a simplex ETF needs at least two classes), got {num_classes}")
-    return num_classes
-
-
-def _check_dim(dim, num_classes: int) -> int:
-    dim = _check_int(dim, "dim")
-    if dim < num_classes - 1:
-        raise ValueError(
-            f"dim must be >= num_classes - 1 = {num_classes - 1} (a simplex ETF of K vectors "
-            f"spans K - 1 dimensions), got dim={dim}"
-        )
-    return dim
-
-
-def _check_scale(scale) -> float:
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)):
-        raise TypeError(f"scale must be a positive float, got {type(scale).__name__}")
-    scale = float(scale)
-    if not math.isfinite(scale) or scale <= 0:
-        raise ValueError(f"scale must be a positive finite float, got {scale}")
-    return scale
-
-
-def _check_generator(generator) -> None:
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
 
 
 def _haar_orthonormal(rows: int, cols: int, generator: torch.Generator | None) -> Tensor:
@@ -104,7 +78,8 @@ def simplex_etf(
 
     ``M = scale * sqrt(K/(K-1)) * U (I_K - 1_K 1_K^T / K)`` with a Haar-random
     ``U`` (``U^T U = I``).  For ``dim >= K``, ``U`` has shape ``(dim, K)``
-    (Eq. 1 literally).  For ``dim == K - 1`` (allowed, see SPEC §3) the frame is
+    (Eq. 1 literally).  For ``dim == K - 1`` (allowed, docs/conventions.md,
+    section simplex-etf) the frame is
     ``scale * sqrt(K/(K-1)) * U V^T`` with ``U`` of shape ``(dim, K-1)`` and
     ``V`` an orthonormal basis of the complement of ``1_K``; since
     ``I - 11^T/K = V V^T`` both give the same Gram matrix.
@@ -147,12 +122,13 @@ def simplex_etf(
     >>> W.shape
     torch.Size([3, 4])
     """
-    K = _check_num_classes(num_classes)
-    d = _check_dim(dim, K)
-    scale = _check_scale(scale)
-    _check_generator(generator)
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+    K = check_num_classes(num_classes)
+    d = check_int(dim, "dim", minimum=K - 1,
+                  hint=f"a simplex ETF of K = {K} vectors spans K - 1 dimensions: dim >= num_classes - 1")
+    scale = check_positive(scale, "scale")
+    check_generator(generator)
+    check_dtype(dtype)
+    device = check_device(device)
 
     factor = scale * math.sqrt(K / (K - 1))
     if d >= K:
@@ -203,9 +179,18 @@ def etf_gram(
     ------
     TypeError, ValueError
         As :func:`simplex_etf` for ``num_classes`` and ``scale``.
+
+    Examples
+    --------
+    >>> etf_gram(3, dtype=torch.float64)
+    tensor([[ 1.0000, -0.5000, -0.5000],
+            [-0.5000,  1.0000, -0.5000],
+            [-0.5000, -0.5000,  1.0000]], dtype=torch.float64)
     """
-    K = _check_num_classes(num_classes)
-    scale = _check_scale(scale)
+    K = check_num_classes(num_classes)
+    scale = check_positive(scale, "scale")
+    check_dtype(dtype)
+    device = check_device(device)
     G = torch.full((K, K), -1.0 / (K - 1), dtype=torch.float64)
     G.fill_diagonal_(1.0)
     return (scale**2 * G).to(dtype=dtype, device=device)
@@ -270,8 +255,18 @@ def check_simplex_etf(W: Tensor, *, atol: float = 1e-5, scale: float | None = No
         ``W`` not a floating tensor.
     ValueError
         ``W`` not 2-D, fewer than 2 columns, non-finite, or all-zero.
+
+    Examples
+    --------
+    >>> W = simplex_etf(5, 8, scale=2.0, generator=torch.Generator().manual_seed(0))
+    >>> result = check_simplex_etf(W)
+    >>> bool(result), round(result.scale, 4), round(result.max_cosine, 4)
+    (True, 2.0, -0.25)
+    >>> bool(check_simplex_etf(torch.eye(3)))  # orthonormal: cosine 0, not -1/2
+    False
     """
-    W = _check_vectors(W, "W")
+    W = check_matrix(W, "W", min_columns=2)
+    atol = check_float(atol, "atol", minimum=0.0)
     K = W.shape[1]
     G = W.to(torch.float64).T @ W.to(torch.float64)
     norms_sq = torch.diagonal(G)
@@ -280,7 +275,7 @@ def check_simplex_etf(W: Tensor, *, atol: float = 1e-5, scale: float | None = No
         if s2 <= 0:
             raise ValueError("W must not be all zero")
     else:
-        s2 = _check_scale(scale) ** 2
+        s2 = check_positive(scale, "scale") ** 2
     target = etf_gram(K, dtype=torch.float64)
     dev = float((G / s2 - target).abs().max())
     norms = norms_sq.clamp_min(0).sqrt()
@@ -297,20 +292,6 @@ def check_simplex_etf(W: Tensor, *, atol: float = 1e-5, scale: float | None = No
 
 
 # --------------------------------------------------------------------------- Lemma 1
-def _check_vectors(vectors, name: str) -> Tensor:
-    if not isinstance(vectors, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(vectors).__name__}")
-    if not vectors.dtype.is_floating_point:
-        raise TypeError(f"{name} must have a floating dtype, got {vectors.dtype}")
-    if vectors.ndim != 2:
-        raise ValueError(f"{name} must have shape (d, K), got {tuple(vectors.shape)}")
-    if vectors.shape[1] < 2:
-        raise ValueError(f"{name} must have at least 2 columns (classes), got shape {tuple(vectors.shape)}")
-    if not bool(torch.isfinite(vectors).all()):
-        raise ValueError(f"{name} contains non-finite values")
-    return vectors
-
-
 def lemma1_bound(num_classes: int) -> float:
     """Lower bound of the largest pairwise cosine of K unit vectors (CeCo paper Lemma 1).
 
@@ -327,8 +308,13 @@ def lemma1_bound(num_classes: int) -> float:
     -------
     float
         ``-1 / (K - 1)``.
+
+    Examples
+    --------
+    >>> lemma1_bound(4)
+    -0.3333333333333333
     """
-    K = _check_num_classes(num_classes)
+    K = check_num_classes(num_classes)
     return -1.0 / (K - 1)
 
 
@@ -352,8 +338,16 @@ def max_pairwise_cosine(vectors: Tensor) -> Tensor:
         Not a floating tensor.
     ValueError
         Not 2-D, fewer than 2 columns, non-finite, or a zero column.
+
+    Examples
+    --------
+    >>> round(float(max_pairwise_cosine(torch.eye(3))), 6)
+    0.0
+    >>> W = simplex_etf(3, 2, generator=torch.Generator().manual_seed(0))
+    >>> round(float(max_pairwise_cosine(W)), 6) == lemma1_bound(3)
+    True
     """
-    V = _check_vectors(vectors, "vectors")
+    V = check_matrix(vectors, "vectors", min_columns=2)
     norms = V.norm(dim=0)
     if bool((norms == 0).any()):
         raise ValueError("vectors must not contain a zero column (cosine undefined)")
@@ -454,25 +448,24 @@ def spread_unit_vectors(
     Notes
     -----
     With the defaults (300 steps) the maximal deviation from Eq. 2 reaches
-    float64 round-off for 3 <= K <= 100 from random starts; K <= 10 takes
-    ~10-20 ms on one CPU core.
+    float64 round-off for 3 <= K <= 100 from random starts.
     """
-    K = _check_num_classes(num_classes)
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-        raise ValueError(f"dim must be a positive int, got {dim!r}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be a non-negative int, got {steps!r}")
-    if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"lr must be a positive float, got {lr!r}")
-    if isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int) or snapshot_every < 1:
-        raise ValueError(f"snapshot_every must be a positive int, got {snapshot_every!r}")
-    tau0, tau1 = (float(t) for t in temperature)
-    if not (tau0 > 0 and tau1 > 0):
-        raise ValueError(f"temperature must be two positive floats, got {temperature!r}")
-    _check_generator(generator)
+    K = check_num_classes(num_classes)
+    dim = check_int(dim, "dim", minimum=1)
+    steps = check_int(steps, "steps", minimum=0)
+    lr = check_positive(lr, "lr")
+    snapshot_every = check_int(snapshot_every, "snapshot_every", minimum=1)
+    return_history = check_bool(return_history, "return_history")
+    try:
+        tau0, tau1 = temperature
+    except (TypeError, ValueError):
+        raise TypeError(f"temperature must be a pair (start, end) of positive floats, got {temperature!r}") from None
+    tau0, tau1 = check_positive(tau0, "temperature"), check_positive(tau1, "temperature")
+    check_generator(generator)
+    check_dtype(dtype)
 
     if init is not None:
-        V = _check_vectors(init, "init")
+        V = check_matrix(init, "init", min_columns=2)
         if V.shape != (dim, K):
             raise ValueError(f"init must have shape (dim, num_classes) = {(dim, K)}, got {tuple(V.shape)}")
         V = V.detach().to(dtype=dtype, device="cpu").clone()

@@ -27,6 +27,11 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+if os.name == "nt":  # pragma: no cover - Windows
+    import msvcrt
+else:
+    import fcntl
+
 __all__ = [
     "atomic_write",
     "atomic_write_bytes",
@@ -56,7 +61,7 @@ class CorruptFileError(OSError):
 
     def __init__(self, path, reason: str):
         self.path = Path(path)
-        super().__init__(f"{self.path} is damaged or not a file this program wrote ({reason})")
+        super().__init__(f"{self.path} is damaged or not in the expected format ({reason})")
 
 
 def _umask() -> int:
@@ -296,21 +301,13 @@ class FolderLock:
 
 def _lock_fd(fd: int) -> None:
     if os.name == "nt":  # pragma: no cover - Windows
-        import msvcrt
-
         msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
     else:
-        import fcntl
-
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def _unlock_fd(fd: int) -> None:
     if os.name == "nt":  # pragma: no cover - Windows
-        import msvcrt
-
         msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
     else:
-        import fcntl
-
         fcntl.flock(fd, fcntl.LOCK_UN)

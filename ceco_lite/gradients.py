@@ -9,8 +9,9 @@ With the sum-reduced loss ``L = - sum_{k present} log p_k(z̄_k)``, where
 * ``dL/dz̄_k = sum_k' p_k'(z̄_k) (w_k' - w_k)`` (from Eq. 7);
 * Eq. 8: ``dL/dz_i = sum_k' p_k'(z̄_k) (w_k' - w_k) / n_k`` for ``y_i = k``.
 
-Erratum (SPEC §3): for a unit-norm simplex ETF, ``||w_k' - w_k||^2 = 2K/(K-1)``
-(from Eq. 2: ``1 + 1 + 2/(K-1)``); the paper writes this value for the norm itself.
+Erratum (docs/conventions.md, section ceco-gradients): for a unit-norm simplex
+ETF, ``||w_k' - w_k||^2 = 2K/(K-1)`` (from Eq. 2: ``1 + 1 + 2/(K-1)``); the
+paper writes this value for the norm itself.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import torch
 from torch import Tensor
 
 from .centers import class_centers
+from .validation import IGNORE_INDEX, check_choice, check_matrix
 
 __all__ = ["CeCoGradients", "ceco_gradients", "classifier_pairwise_distances", "mean_pairwise_cosine"]
 
@@ -61,7 +63,8 @@ class CeCoGradients:
         ``(K, K)``; ``||w_k - w_k'||`` (the factor of Eq. 8 that minority collapse drives to 0).
     etf_distance : float
         ``||w_k - w_k'||`` of a simplex ETF with the mean column norm ``alpha`` of
-        ``weight``: ``alpha * sqrt(2K/(K-1))`` (Eq. 2; corrected value, SPEC §3).
+        ``weight``: ``alpha * sqrt(2K/(K-1))`` (Eq. 2; corrected value,
+        docs/conventions.md, section ceco-gradients).
     paper_distance : float
         The value printed in the paper after Eq. 8 for ``||w_k' - w_k||``:
         ``2K/(K-1)`` -- which is in fact the *squared* distance of a unit-norm ETF.
@@ -86,25 +89,13 @@ class CeCoGradients:
     paper_distance: float
 
 
-def _check_weight(weight, name: str = "weight") -> Tensor:
-    if not isinstance(weight, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(weight).__name__}")
-    if not weight.dtype.is_floating_point:
-        raise TypeError(f"{name} must have a floating dtype, got {weight.dtype}")
-    if weight.ndim != 2:
-        raise ValueError(f"{name} must have shape (d, K), got {tuple(weight.shape)}")
-    if not bool(torch.isfinite(weight).all()):
-        raise ValueError(f"{name} contains non-finite values")
-    return weight
-
-
 def ceco_gradients(
     features: Tensor,
     labels: Tensor,
     weight: Tensor,
     num_classes: int,
     *,
-    ignore_index: int | None = 255,
+    ignore_index: int | None = IGNORE_INDEX,
     reduction: str = "sum",
 ) -> CeCoGradients:
     """Closed-form gradients of the CeCo loss w.r.t. a (learnable) centre classifier and the pixel features.
@@ -145,11 +136,10 @@ def ceco_gradients(
         ``weight`` not ``(d, K)`` with matching ``d`` and ``K``, non-finite, or on
         another device; bad ``reduction``.
     """
-    weight = _check_weight(weight)
+    weight = check_matrix(weight, "weight")
     if isinstance(features, Tensor) and features.ndim != 2:
         raise ValueError(f"features must have shape (N, d), got {tuple(features.shape)}")
-    if reduction not in ("sum", "mean"):
-        raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
+    check_choice(reduction, "reduction", ("sum", "mean"))
     centers, counts = class_centers(features, labels, num_classes, ignore_index=ignore_index)
     K = centers.shape[0]
     d = centers.shape[1]
@@ -231,8 +221,15 @@ def classifier_pairwise_distances(weight: Tensor) -> Tensor:
     ------
     TypeError, ValueError
         Not a floating ``(d, K)`` tensor, or non-finite.
+
+    Examples
+    --------
+    >>> from ceco_lite.etf import simplex_etf
+    >>> D = classifier_pairwise_distances(simplex_etf(4, 3, generator=torch.Generator().manual_seed(0)))
+    >>> round(float(D[0, 1]) ** 2, 4)  # squared distance 2K/(K-1) of a unit-norm ETF
+    2.6667
     """
-    W = _check_weight(weight)
+    W = check_matrix(weight, "weight")
     cols = W.T.unsqueeze(0)  # (1, K, d)
     return torch.cdist(cols, cols, compute_mode="donot_use_mm_for_euclid_dist")[0]
 
@@ -263,17 +260,20 @@ def mean_pairwise_cosine(weight: Tensor, classes=None) -> Tensor:
         Bad ``weight``; fewer than two classes, out-of-range or repeated indices;
         zero column.
     """
-    W = _check_weight(weight)
+    W = check_matrix(weight, "weight")
     K = W.shape[1]
     if classes is None:
         idx = torch.arange(K, device=W.device)
     else:
-        idx = torch.as_tensor(classes, device=W.device)
+        try:
+            idx = torch.as_tensor(classes, device=W.device)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"classes must be integer indices or a boolean mask, got {classes!r}") from None
         if idx.dtype == torch.bool:
             if idx.shape != (K,):
                 raise ValueError(f"classes as a boolean mask must have shape ({K},), got {tuple(idx.shape)}")
             idx = idx.nonzero().flatten()
-        elif idx.dtype.is_floating_point:
+        elif idx.dtype.is_floating_point or idx.dtype.is_complex:
             raise TypeError("classes must be integer indices or a boolean mask")
         idx = idx.flatten().long()
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= K):

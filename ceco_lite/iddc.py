@@ -1,4 +1,4 @@
-"""Cluster-size regularisers of IDDC (Liu, Zhang & Tang, IJCV 2024; SPEC §3).
+"""Cluster-size regularisers of IDDC (Liu, Zhang & Tang, IJCV 2024; docs/conventions.md, section iddc).
 
 IDDC (Imbalance-Aware Dense Discriminative Clustering) trains an unsupervised
 segmentation model whose per-pixel softmax assigns pixels to ``C`` clusters. To
@@ -21,19 +21,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from .validation import check_positive
+
 __all__ = ["weibull_density", "weibull_imbalance_regularizer", "uniform_prior_regularizer"]
 
 
-def _check_positive(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    if not (value > 0 and np.isfinite(value)):
-        raise ValueError(f"{name} must be a finite number > 0, got {value}")
-    return float(value)
-
-
 def weibull_density(x: Any, *, lam: float = 5.0, k: float = 0.3) -> Any:
-    """Weibull probability density ``f(x) = (k/λ)(x/λ)^(k−1) exp(−(x/λ)^k)`` (SPEC §3).
+    """Weibull probability density ``f(x) = (k/λ)(x/λ)^(k−1) exp(−(x/λ)^k)`` (docs/conventions.md, section iddc).
 
     The building block of the IDDC regulariser. For shape ``k < 1`` it is
     strictly decreasing on ``x > 0`` and tends to ``+inf`` as ``x → 0``.
@@ -61,9 +55,17 @@ def weibull_density(x: Any, *, lam: float = 5.0, k: float = 0.3) -> Any:
         ``lam`` or ``k`` not a real number; ``x`` of a non-numeric type.
     ValueError
         ``lam`` or ``k`` not finite and positive; ``x`` negative or NaN.
+
+    Examples
+    --------
+    >>> f = weibull_density([0.1, 1.0, 2.0])  # shape k = 0.3 < 1: strictly decreasing
+    >>> bool(f[0] > f[1] > f[2])
+    True
+    >>> round(weibull_density(1.0, lam=1.0, k=1.0), 6)  # k = 1: the exponential density
+    0.367879
     """
-    lam = _check_positive(lam, "lam")
-    k = _check_positive(k, "k")
+    lam = check_positive(lam, "lam")
+    k = check_positive(k, "k")
     is_tensor = isinstance(x, torch.Tensor)
     if is_tensor:
         t = x if x.is_floating_point() else x.to(torch.get_default_dtype())
@@ -110,7 +112,7 @@ def _cluster_sizes(probs: Any) -> torch.Tensor:
 def weibull_imbalance_regularizer(
     probs: torch.Tensor, *, lam: float = 5.0, k: float = 0.3, eps: float = 1e-6
 ) -> torch.Tensor:
-    """IDDC's Weibull cluster-size regulariser (SPEC §3; public IDDC code).
+    """IDDC's Weibull cluster-size regulariser (docs/conventions.md, section iddc; public IDDC code).
 
     ``x_c`` = mean over batch and pixels of the probability of cluster ``c``;
     ``x = x / max(x) + eps``; ``R = (1/C) Σ_c f(x_c)`` with ``f`` the Weibull
@@ -146,7 +148,7 @@ def weibull_imbalance_regularizer(
         summing to 1 over dim 1 (tolerance 1e-4; 1e-2 for half/bfloat16);
         non-positive ``lam``, ``k`` or ``eps``.
     """
-    eps = _check_positive(eps, "eps")
+    eps = check_positive(eps, "eps")
     x = _cluster_sizes(probs)
     x = x / x.max() + eps
     return weibull_density(x, lam=lam, k=k).mean()

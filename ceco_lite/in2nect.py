@@ -1,7 +1,7 @@
-"""In2NeCT: inter- and intra-class neural-collapse tuning (Shen et al., AAAI 2024; SPEC §3).
+"""In2NeCT: inter- and intra-class neural-collapse tuning (Shen et al., AAAI 2024).
 
-The paper (seed 003) adds two regularisation branches to any segmentation
-model (its Eq. 7)::
+The paper adds two regularisation branches to any segmentation model (its
+Eq. 7; docs/conventions.md, section in2nect)::
 
     L = L_Seg + w (L_Inter + L_Intra),      w = 0.2
 
@@ -17,35 +17,33 @@ here.
 """
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .ceco import CenterCollapseLoss, _check_align, _check_ignore_index, _check_int, _no_autocast
-from .centers import _bin_index, _check_features_labels, align_features_and_labels
-from .etf import _check_generator
+from .ceco import ALIGN_MODES, CenterCollapseLoss
+from .centers import align_features_and_labels, no_autocast
+from .sampling import sample_per_class
+from .validation import (
+    IGNORE_INDEX,
+    check_bool,
+    check_choice,
+    check_features_labels,
+    check_float,
+    check_generator,
+    check_ignore_index,
+    check_labels,
+    check_num_classes,
+    check_optional_int,
+    check_positive,
+    check_tensor,
+)
 
-__all__ = ["InterClassLoss", "IntraClassLoss", "In2NeCTLoss", "sample_pixels_per_class"]
+__all__ = ["InterClassLoss", "IntraClassLoss", "In2NeCTLoss"]
 
 _REDUCTIONS = ("sum", "mean")
-
-
-def _check_positive_float(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value}")
-    return float(value)
-
-
-def _check_reduction(reduction: Any) -> str:
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    return reduction
 
 
 # --------------------------------------------------------------------------- #
@@ -83,7 +81,8 @@ class InterClassLoss(CenterCollapseLoss):
     Notes
     -----
     The paper's Eq. 9 (gradient w.r.t. a pixel feature) has a typo: it prints
-    ``p(z̄_k − 1)``. The correct gradient (CeCo Eq. 8, SPEC §3) for
+    ``p(z̄_k − 1)``. The correct gradient (CeCo Eq. 8; docs/conventions.md,
+    section in2nect) for
     ``y_i = k`` is ``∂L/∂z_i = Σ_k' (p_k'(z̄_k) − δ_kk') w*_k' / n_k
     = Σ_k' p_k'(z̄_k) (w*_k' − w*_k) / n_k``.
     ``forward(features, labels)`` takes ``(N, d)`` + ``(N,)`` or
@@ -102,7 +101,7 @@ class InterClassLoss(CenterCollapseLoss):
         *,
         reduction: str = "sum",
         generator: torch.Generator | None = None,
-        ignore_index: int | None = 255,
+        ignore_index: int | None = IGNORE_INDEX,
         **kwargs: Any,
     ) -> None:
         for fixed in ("scale", "learnable"):
@@ -118,72 +117,6 @@ class InterClassLoss(CenterCollapseLoss):
             ignore_index=ignore_index,
             **kwargs,
         )
-
-
-# --------------------------------------------------------------------------- #
-# pixel sampling
-# --------------------------------------------------------------------------- #
-def sample_pixels_per_class(
-    labels: Tensor,
-    num_classes: int,
-    max_per_class: int | None,
-    *,
-    ignore_index: int | None = 255,
-    generator: torch.Generator | None = None,
-) -> Tensor:
-    """Indices of at most ``max_per_class`` random pixels of each class.
-
-    Uniform sampling without replacement within each class (classes with fewer
-    pixels keep all of them); ``ignore_index`` pixels are never drawn. Fully
-    vectorised: one random key per pixel, a sort by key then a stable sort by
-    class, and a rank-within-class cut.
-
-    Parameters
-    ----------
-    labels : torch.Tensor, shape (N,) or (B, H, W), integer
-        Values in ``[0, num_classes)`` or ``ignore_index``.
-    num_classes : int
-    max_per_class : int or None
-        Cap per class (``>= 2``); ``None`` keeps every non-ignored pixel.
-    ignore_index : int or None, default 255
-    generator : torch.Generator, optional
-        Source of the random keys (on its own device; results are moved to
-        ``labels.device``).
-
-    Returns
-    -------
-    torch.Tensor, shape (P,), int64
-        Indices into ``labels.reshape(-1)``, grouped by class (ascending), random
-        order within a class.
-
-    Raises
-    ------
-    TypeError, ValueError
-        Bad ``labels`` dtype or values, bad ``max_per_class``.
-    """
-    if not isinstance(labels, Tensor):
-        raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
-    if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
-        raise TypeError(f"labels must have an integer dtype, got {labels.dtype}")
-    if max_per_class is not None:
-        max_per_class = _check_int(max_per_class, "max_per_class", 2)
-    _check_generator(generator)
-    bins = _bin_index(labels.reshape(-1), num_classes, ignore_index, validate=True)
-    kept = torch.nonzero(bins < num_classes).flatten()
-    y = bins[kept]
-    if max_per_class is None:
-        return kept[torch.argsort(y, stable=True)]
-    if generator is not None:
-        keys = torch.rand(kept.numel(), generator=generator, device=generator.device).to(labels.device)
-    else:
-        keys = torch.rand(kept.numel(), device=labels.device)
-    order = torch.argsort(keys)
-    order = order[torch.argsort(y[order], stable=True)]
-    y_sorted = y[order]
-    counts = torch.bincount(y_sorted, minlength=num_classes)
-    starts = torch.cumsum(counts, 0) - counts
-    rank = torch.arange(y_sorted.numel(), device=labels.device) - starts[y_sorted]
-    return kept[order[rank < max_per_class]]
 
 
 # --------------------------------------------------------------------------- #
@@ -220,7 +153,7 @@ class IntraClassLoss(nn.Module):
       SupCon's 0.07.
     * **Pixel sampling** ``max_pixels_per_class = 100``: the loss needs the
       ``P × P`` similarity matrix, so at most 100 random pixels per class and
-      batch are used (:func:`sample_pixels_per_class`), as the "max views" of
+      batch are used (:func:`ceco_lite.sampling.sample_per_class`), as the "max views" of
       pixel-contrastive segmentation (Wang et al. 2021); ``K = 19`` gives
       ``P <= 1900`` (14 MB float32). ``n_k`` then counts *sampled* pixels.
     * Classes with fewer than 2 sampled pixels have no positive pair: they add
@@ -268,24 +201,23 @@ class IntraClassLoss(nn.Module):
         *,
         temperature: float = 0.1,
         max_pixels_per_class: int | None = 100,
-        ignore_index: int | None = 255,
+        ignore_index: int | None = IGNORE_INDEX,
         reduction: str = "sum",
         include_anchor_in_denominator: bool = False,
         align: str = "nearest_labels",
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
-        self.num_classes = _check_int(num_classes, "num_classes", 2)
-        self.temperature = _check_positive_float(temperature, "temperature")
-        if max_pixels_per_class is not None:
-            max_pixels_per_class = _check_int(max_pixels_per_class, "max_pixels_per_class", 2)
-        self.max_pixels_per_class = max_pixels_per_class
-        self.ignore_index = _check_ignore_index(ignore_index, self.num_classes)
-        self.reduction = _check_reduction(reduction)
-        self.include_anchor_in_denominator = bool(include_anchor_in_denominator)
-        self.align = _check_align(align)
-        _check_generator(generator)
-        self.generator = generator
+        self.num_classes = check_num_classes(num_classes)
+        self.temperature = check_positive(temperature, "temperature")
+        # a positive pair needs two pixels of a class: the cap is >= 2
+        self.max_pixels_per_class = check_optional_int(max_pixels_per_class, "max_pixels_per_class", minimum=2)
+        self.ignore_index = check_ignore_index(ignore_index, self.num_classes)
+        self.reduction = check_choice(reduction, "reduction", _REDUCTIONS)
+        self.include_anchor_in_denominator = check_bool(include_anchor_in_denominator,
+                                                        "include_anchor_in_denominator")
+        self.align = check_choice(align, "align", ALIGN_MODES)
+        self.generator = check_generator(generator)
 
     def extra_repr(self) -> str:
         return (
@@ -304,13 +236,10 @@ class IntraClassLoss(nn.Module):
         if isinstance(features, Tensor) and isinstance(labels, Tensor):
             if features.ndim == 4 and labels.ndim == 3 and features.shape[-2:] != labels.shape[-2:]:
                 features, labels = align_features_and_labels(features, labels, mode=self.align)
-        _check_features_labels(features, labels)
-        idx = sample_pixels_per_class(
-            labels,
-            self.num_classes,
-            self.max_pixels_per_class,
-            ignore_index=self.ignore_index,
-            generator=self.generator,
+        check_features_labels(features, labels)
+        check_labels(labels, self.num_classes, self.ignore_index)
+        idx = sample_per_class(
+            labels, self.max_pixels_per_class, ignore_index=self.ignore_index, generator=self.generator
         )
         y = labels.reshape(-1)[idx].long()
         if features.ndim == 4:
@@ -325,7 +254,7 @@ class IntraClassLoss(nn.Module):
     def forward(self, features: Tensor, labels: Tensor) -> Tensor:
         z, y = self.sampled_features(features, labels)
         work = torch.float64 if z.dtype == torch.float64 else torch.float32
-        with _no_autocast(z.device):
+        with no_autocast(z.device):
             return self._loss(z.to(work), y)
 
     def _loss(self, z: Tensor, y: Tensor) -> Tensor:
@@ -399,6 +328,20 @@ class In2NeCTLoss(nn.Module):
     TypeError, ValueError
         Bad arguments (naming them); neither or both of ``seg_logits`` /
         ``seg_loss``; ``seg_logits`` not matching ``labels``.
+
+    Examples
+    --------
+    >>> loss_fn = In2NeCTLoss(4, 8, generator=torch.Generator().manual_seed(0))
+    >>> z = torch.randn(2, 8, 4, 4, requires_grad=True)
+    >>> y = torch.randint(0, 4, (2, 16, 16))
+    >>> logits = torch.randn(2, 4, 16, 16, requires_grad=True)
+    >>> total, parts = loss_fn(z, y, logits, return_parts=True)
+    >>> sorted(parts)
+    ['inter', 'intra', 'seg']
+    >>> bool(torch.isclose(total, parts["seg"] + 0.2 * (parts["inter"] + parts["intra"])))
+    True
+    >>> loss_fn(z, torch.full((2, 16, 16), 255), logits).item()  # nothing labelled: an exact 0
+    0.0
     """
 
     def __init__(
@@ -411,17 +354,13 @@ class In2NeCTLoss(nn.Module):
         max_pixels_per_class: int | None = 100,
         include_anchor_in_denominator: bool = False,
         reduction: str = "sum",
-        ignore_index: int | None = 255,
+        ignore_index: int | None = IGNORE_INDEX,
         align: str = "nearest_labels",
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(weight, bool) or not isinstance(weight, numbers.Real):
-            raise TypeError(f"weight must be a real number, got {type(weight).__name__}")
-        if not (math.isfinite(weight) and weight >= 0):
-            raise ValueError(f"weight must be a finite number >= 0, got {weight}")
-        self.weight = float(weight)
-        self.ignore_index = ignore_index
+        self.weight = check_float(weight, "weight", minimum=0.0)
+        self.ignore_index = check_ignore_index(ignore_index, check_num_classes(num_classes))
         self.inter = InterClassLoss(
             num_classes, dim, reduction=reduction, generator=generator, ignore_index=ignore_index, align=align
         )
@@ -440,13 +379,14 @@ class In2NeCTLoss(nn.Module):
     def extra_repr(self) -> str:
         return f"weight={self.weight}"
 
-    def _seg_loss(self, seg_logits: Any, seg_loss: Any, labels: Tensor) -> Tensor:
+    def _check_seg_inputs(self, seg_logits: Any, seg_loss: Any, labels: Tensor) -> None:
+        """Exactly one of ``seg_logits`` / ``seg_loss``, of the right kind and shape."""
         if (seg_logits is None) == (seg_loss is None):
             raise ValueError("pass exactly one of seg_logits (logits of the segmentation head) or seg_loss")
         if seg_loss is not None:
             if not isinstance(seg_loss, Tensor) or seg_loss.ndim != 0:
                 raise TypeError("seg_loss must be a 0-d torch.Tensor (a precomputed segmentation loss)")
-            return seg_loss
+            return
         if not isinstance(seg_logits, Tensor) or not seg_logits.is_floating_point():
             raise TypeError("seg_logits must be a floating torch.Tensor of shape (B, K, H, W) or (N, K)")
         expected = (labels.shape[0], self.num_classes, *labels.shape[1:])
@@ -455,7 +395,19 @@ class In2NeCTLoss(nn.Module):
                 f"seg_logits must have shape (B, K, H, W) / (N, K) = {expected} to match labels "
                 f"{tuple(labels.shape)}, got {tuple(seg_logits.shape)}"
             )
+        if seg_logits.device != labels.device:
+            raise ValueError(
+                f"seg_logits and labels must be on the same device, got {seg_logits.device} and {labels.device}"
+            )
+
+    def _seg_loss(self, seg_logits: Tensor | None, seg_loss: Tensor | None, labels: Tensor) -> Tensor:
+        """``L_Seg``: ``seg_loss`` as given, or the cross-entropy of ``seg_logits`` (mean over labelled pixels)."""
+        if seg_loss is not None:
+            return seg_loss
         ignore = -100 if self.ignore_index is None else self.ignore_index
+        if not bool((labels != ignore).any()):
+            # no labelled pixel: the mean over none is 0/0 in F.cross_entropy; an exact 0 with a graph instead
+            return seg_logits.sum() * 0.0
         return F.cross_entropy(seg_logits, labels.long(), ignore_index=ignore)
 
     def forward(
@@ -467,11 +419,18 @@ class In2NeCTLoss(nn.Module):
         seg_loss: Tensor | None = None,
         return_parts: bool = False,
     ):
-        if not isinstance(labels, Tensor):
-            raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
-        seg = self._seg_loss(seg_logits, seg_loss, labels)
+        """The total loss of one batch (In2NeCT Eq. 7); see the class docstring.
+
+        Labels and features are validated (by ``L_Inter``) before the
+        cross-entropy sees them, so a bad label is a ``ValueError`` naming
+        ``labels``.  A batch without a labelled pixel (all ``ignore_index``, or
+        empty) gives exact zeros for all three parts, still connected to the graph.
+        """
+        check_tensor(labels, "labels", kind="integer")
+        self._check_seg_inputs(seg_logits, seg_loss, labels)
         inter = self.inter(features, labels)
         intra = self.intra(features, labels)
+        seg = self._seg_loss(seg_logits, seg_loss, labels)
         total = seg + self.weight * (inter + intra)
         if return_parts:
             return total, {"seg": seg, "inter": inter, "intra": intra}

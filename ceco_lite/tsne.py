@@ -1,39 +1,65 @@
 """t-SNE of pixel features, computed once and cached atomically (lesson 5).
 
 t-SNE itself is :class:`sklearn.manifold.TSNE`. What this module adds is what a
-lesson needs around it: a class-balanced subsample of the pixels (so rare classes
-are visible at all), a content-addressed on-disk cache (the key hashes the features,
-the labels and every parameter; files are written to a temporary file in the same
-folder and moved into place with :func:`os.replace`, so an interrupted run never
-leaves a half-written cache), and a helper that embeds several feature sets (runs x
-epochs) so that a widget can switch between them instantly.
+lesson needs around it: a class-balanced subsample of the pixels
+(:func:`ceco_lite.sampling.sample_per_class`, so rare classes are visible at all),
+a content-addressed on-disk cache (the key hashes the features, the labels and
+every parameter; files are written atomically with
+:func:`ceco_lite.fileio.atomic_savez`, so an interrupted run never leaves a
+half-written cache, and a damaged cache file is recomputed and overwritten), and a
+helper that embeds several feature sets (runs x epochs) so that a widget can switch
+between them instantly.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+import torch
+from sklearn.manifold import TSNE
+from tqdm.auto import tqdm
 
-__all__ = ["subsample_per_class", "tsne_embedding", "cached_tsne", "tsne_many"]
+from .fileio import CorruptFileError, atomic_savez, load_npz
+from .sampling import sample_per_class
+from .validation import (
+    IGNORE_INDEX,
+    check_bool,
+    check_choice,
+    check_ignore_index,
+    check_int,
+    check_positive,
+    check_seed,
+)
+
+__all__ = ["tsne_embedding", "cached_tsne", "tsne_many"]
+
+#: Version of the cache format and of the subsampling (part of every cache key).
+_CACHE_VERSION = 2
+_CACHE_KEYS = ("embedding", "labels", "indices")
 
 
-def _as_numpy(x) -> np.ndarray:
-    if hasattr(x, "detach"):
+def _as_numpy(x, name: str, kind: str) -> np.ndarray:
+    """``x`` (tensor, array or sequence) as a numpy array of real (``kind="f"``) or integer (``"i"``) numbers."""
+    if isinstance(x, torch.Tensor):
         x = x.detach().to("cpu")
         if x.is_floating_point():
             x = x.float()
         x = x.numpy()
-    return np.asarray(x)
+    x = np.asarray(x)
+    ok = "biuf" if kind == "f" else "biu"
+    if x.dtype.kind not in ok:
+        what = "real numbers" if kind == "f" else "integer labels"
+        raise TypeError(f"{name} must hold {what}, got dtype {x.dtype}")
+    return x
 
 
 def _flatten(features, labels) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(N, d)`` float32 features and ``(N,)`` int64 labels."""
-    f = _as_numpy(features)
-    y = _as_numpy(labels)
+    f = _as_numpy(features, "features", "f")
+    y = _as_numpy(labels, "labels", "i")
     if f.ndim == 4:  # (B, d, H, W) with labels (B, H, W)
         if y.ndim != 3 or y.shape != (f.shape[0],) + f.shape[2:]:
             raise ValueError(
@@ -47,52 +73,6 @@ def _flatten(features, labels) -> tuple[np.ndarray, np.ndarray]:
     if y.shape != (f.shape[0],):
         raise ValueError(f"labels must have shape ({f.shape[0]},), got {y.shape}")
     return np.ascontiguousarray(f, dtype=np.float32), y.astype(np.int64)
-
-
-def subsample_per_class(
-    labels,
-    max_per_class: int,
-    *,
-    ignore_index: int = 255,
-    seed: int = 0,
-) -> np.ndarray:
-    """Indices of at most ``max_per_class`` random samples of every class.
-
-    Parameters
-    ----------
-    labels : array-like or torch.Tensor
-        ``(N,)`` integer labels.
-    max_per_class : int
-        Cap per class (>= 1); classes with fewer samples keep them all.
-    ignore_index : int, default 255
-        Label that is dropped.
-    seed : int, default 0
-        Seed of :func:`numpy.random.default_rng`.
-
-    Returns
-    -------
-    numpy.ndarray
-        Sorted int64 indices into ``labels``.
-
-    Raises
-    ------
-    ValueError
-        If ``max_per_class < 1`` or labels are not 1-D.
-    """
-    if int(max_per_class) < 1:
-        raise ValueError(f"max_per_class must be >= 1, got {max_per_class!r}")
-    y = _as_numpy(labels)
-    if y.ndim != 1:
-        raise ValueError(f"labels must be 1-D, got shape {y.shape}")
-    rng = np.random.default_rng(seed)
-    keep = np.flatnonzero(y != ignore_index)
-    # one random key per sample; within each class keep the max_per_class smallest keys
-    keys = rng.random(keep.size)
-    order = np.lexsort((keys, y[keep]))
-    sorted_labels = y[keep][order]
-    starts = np.searchsorted(sorted_labels, sorted_labels, side="left")
-    rank = np.arange(order.size) - starts
-    return np.sort(keep[order[rank < int(max_per_class)]]).astype(np.int64)
 
 
 def tsne_embedding(
@@ -124,23 +104,28 @@ def tsne_embedding(
 
     Raises
     ------
-    ValueError
-        If the features are not 2-D or there are fewer than 5 samples.
+    TypeError, ValueError
+        If the features are not 2-D, there are fewer than 5 samples, or an
+        argument is out of its range (named in the message).
     """
-    from sklearn.manifold import TSNE
-
-    f = _as_numpy(features).astype(np.float32)
+    perplexity = check_positive(perplexity, "perplexity")
+    max_iter = check_int(max_iter, "max_iter", minimum=1)
+    seed = check_seed(seed)
+    check_choice(init, "init", ("pca", "random"))
+    f = _as_numpy(features, "features", "f").astype(np.float32)
     if f.ndim != 2:
         raise ValueError(f"features must be (N, d), got shape {f.shape}")
     if f.shape[0] < 5:
         raise ValueError(f"t-SNE needs at least 5 samples, got {f.shape[0]}")
+    if not np.isfinite(f).all():
+        raise ValueError("features contain non-finite values (NaN/inf)")
     perp = float(min(perplexity, max(1.0, (f.shape[0] - 1) / 3.0)))
     tsne = TSNE(
         n_components=2,
         perplexity=perp,
-        max_iter=max(250, int(max_iter)),
+        max_iter=max(250, max_iter),
         init=init,
-        random_state=int(seed),
+        random_state=seed,
         learning_rate="auto",
     )
     return tsne.fit_transform(f).astype(np.float32)
@@ -155,26 +140,13 @@ def _cache_key(f: np.ndarray, y: np.ndarray, params: dict) -> str:
     return h.hexdigest()[:20]
 
 
-def _atomic_savez(path: Path, **arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def cached_tsne(
     features,
     labels,
     *,
     cache_dir: str | os.PathLike | None = None,
     max_per_class: int = 150,
-    ignore_index: int = 255,
+    ignore_index: int | None = IGNORE_INDEX,
     perplexity: float = 30.0,
     max_iter: int = 500,
     seed: int = 0,
@@ -182,10 +154,13 @@ def cached_tsne(
     """Class-balanced t-SNE of pixel features, cached on disk.
 
     Subsamples at most ``max_per_class`` pixels of every class
-    (:func:`subsample_per_class`), embeds them with :func:`tsne_embedding` and
-    stores ``embedding``, ``labels`` and ``indices`` in
-    ``cache_dir/tsne-<key>.npz`` (written atomically). A second call with the same
-    features, labels and parameters reads the file instead of recomputing.
+    (:func:`ceco_lite.sampling.sample_per_class` with a generator seeded by
+    ``seed``), embeds them with :func:`tsne_embedding` and stores ``embedding``,
+    ``labels`` and ``indices`` in ``cache_dir/tsne-<key>.npz`` (written atomically,
+    :func:`ceco_lite.fileio.atomic_savez`). A second call with the same features,
+    labels and parameters reads the file instead of recomputing; a file that
+    cannot be read back (truncated, empty, not an ``.npz``) is recomputed and
+    overwritten.
 
     Parameters
     ----------
@@ -195,14 +170,18 @@ def cached_tsne(
         ``(N,)`` labels, or ``(B, H, W)`` masks (ignore index dropped).
     cache_dir : path-like, optional
         Folder of the cache; ``None`` computes without caching.
-    max_per_class, ignore_index, perplexity, max_iter, seed
-        See :func:`subsample_per_class` and :func:`tsne_embedding`.
+    max_per_class : int, default 150
+        Cap per class (``>= 1``).
+    ignore_index : int or None, default 255
+        Label of pixels that are dropped (``None``: none).
+    perplexity, max_iter, seed
+        See :func:`tsne_embedding`; ``seed`` also seeds the subsampling.
 
     Returns
     -------
     dict
         ``embedding`` ``(n, 2)`` float32, ``labels`` ``(n,)`` int64, ``indices``
-        ``(n,)`` int64 into the flattened input, ``cached`` (bool: read from disk),
+        ``(n,)`` sorted int64 indices into the flattened input, ``cached`` (bool: read from disk),
         ``path`` (str or None).
 
     Raises
@@ -211,25 +190,30 @@ def cached_tsne(
         On shape mismatches, or when fewer than 5 labelled samples remain.
     """
     f, y = _flatten(features, labels)
-    params = dict(max_per_class=int(max_per_class), ignore_index=int(ignore_index),
-                  perplexity=float(perplexity), max_iter=int(max_iter), seed=int(seed))
+    max_per_class = check_int(max_per_class, "max_per_class", minimum=1)
+    ignore_index = check_ignore_index(ignore_index)
+    seed = check_seed(seed)
+    params = dict(max_per_class=max_per_class, ignore_index=ignore_index, perplexity=check_positive(perplexity, "perplexity"),
+                  max_iter=check_int(max_iter, "max_iter", minimum=1), seed=seed, version=_CACHE_VERSION)
     path = None
     if cache_dir is not None:
         path = Path(cache_dir) / f"tsne-{_cache_key(f, y, params)}.npz"
         if path.is_file():
             try:
-                with np.load(path) as data:
-                    return dict(embedding=data["embedding"], labels=data["labels"],
-                                indices=data["indices"], cached=True, path=str(path))
-            except (OSError, ValueError, KeyError):
-                pass  # unreadable cache file: recompute and overwrite
-    idx = subsample_per_class(y, max_per_class, ignore_index=ignore_index, seed=seed)
+                data = load_npz(path, _CACHE_KEYS)
+            except CorruptFileError:
+                pass  # damaged cache file: recompute and overwrite it below
+            else:
+                return dict(data, cached=True, path=str(path))
+    gen = torch.Generator().manual_seed(seed)
+    idx = sample_per_class(y, max_per_class, ignore_index=ignore_index, generator=gen).numpy()
+    idx = np.sort(idx)
     if idx.size < 5:
         raise ValueError(f"t-SNE needs at least 5 labelled samples, got {idx.size}")
     emb = tsne_embedding(f[idx], perplexity=perplexity, max_iter=max_iter, seed=seed)
     out = dict(embedding=emb, labels=y[idx], indices=idx)
     if path is not None:
-        _atomic_savez(path, **out)
+        atomic_savez(path, **out)
     return dict(out, cached=False, path=None if path is None else str(path))
 
 
@@ -263,8 +247,6 @@ def tsne_many(
         The same keys, each mapped to the dict of :func:`cached_tsne`.
     """
     items = list(feature_sets.items())
-    if progress:
-        from tqdm.auto import tqdm
-
+    if check_bool(progress, "progress"):
         items = tqdm(items, desc="t-SNE")
     return {key: cached_tsne(f, y, cache_dir=cache_dir, **kwargs) for key, (f, y) in items}

@@ -45,13 +45,27 @@ minority feature with weight ``~1/R`` would barely move.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from .etf import simplex_etf
 from .gradients import mean_pairwise_cosine
+from .validation import (
+    check_choice,
+    check_device,
+    check_dtype,
+    check_float,
+    check_generator,
+    check_int,
+    check_num_classes,
+    check_optional_int,
+    check_positive,
+    check_real_array,
+    check_seed,
+    check_tensor,
+)
 
 __all__ = [
     "UFMResult",
@@ -64,26 +78,9 @@ __all__ = [
 _CLASSIFIERS = ("learned", "fixed_etf")
 
 
-# --------------------------------------------------------------------------- validation helpers
-def _check_positive_int(value, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _check_nonneg_float(value, name: str, *, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a float, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise ValueError(f"{name} must be a {'positive' if positive else 'non-negative'} finite float, got {value}")
-    return value
-
-
+# --------------------------------------------------------------------------- class sizes
 def _as_class_sizes(class_sizes, dtype: torch.dtype, device) -> Tensor:
-    sizes = torch.as_tensor(class_sizes, dtype=torch.float64)
+    sizes = torch.from_numpy(check_real_array(class_sizes, "class_sizes"))
     if sizes.ndim not in (1, 2):
         raise ValueError(f"class_sizes must have shape (K,) or (B, K), got {tuple(sizes.shape)}")
     if sizes.shape[-1] < 2:
@@ -93,7 +90,6 @@ def _as_class_sizes(class_sizes, dtype: torch.dtype, device) -> Tensor:
     return sizes.to(dtype=dtype, device=device)
 
 
-# --------------------------------------------------------------------------- class sizes
 def minority_class_sizes(
     num_classes: int,
     num_minority: int,
@@ -128,13 +124,16 @@ def minority_class_sizes(
     ------
     TypeError, ValueError
         Bad ``num_classes``, ``num_minority`` out of range, ``R < 1``, ``n_majority <= 0``.
+
+    Examples
+    --------
+    >>> minority_class_sizes(4, 2, 10.0, n_majority=100.0).tolist()
+    [100.0, 100.0, 10.0, 10.0]
     """
-    K = _check_positive_int(num_classes, "num_classes", 2)
-    KB = _check_positive_int(num_minority, "num_minority", 1)
-    if KB > K - 1:
-        raise ValueError(f"num_minority must be <= num_classes - 1 = {K - 1}, got {KB}")
-    n_a = _check_nonneg_float(n_majority, "n_majority", positive=True)
-    ratios = torch.as_tensor(imbalance_ratio, dtype=torch.float64)
+    K = check_num_classes(num_classes)
+    KB = check_int(num_minority, "num_minority", minimum=1, maximum=K - 1)
+    n_a = check_positive(n_majority, "n_majority")
+    ratios = torch.from_numpy(check_real_array(imbalance_ratio, "imbalance_ratio"))
     if ratios.ndim > 1:
         raise ValueError(f"imbalance_ratio must be a float or a 1-D sequence, got shape {tuple(ratios.shape)}")
     if not bool(torch.isfinite(ratios).all()) or bool((ratios < 1).any()):
@@ -182,6 +181,10 @@ def ufm_objective(
     Tensor
         Scalar (or ``(B,)``), differentiable in ``features`` and ``classifier``.
     """
+    check_tensor(features, "features", kind="floating", ndim=(3, 4), shape="(K, m, d) or (B, K, m, d)")
+    check_tensor(classifier, "classifier", kind="floating", ndim=(2, 3), shape="(d, K) or (B, d, K)")
+    weight_decay = check_float(weight_decay, "weight_decay", minimum=0.0)
+    feature_decay = check_float(feature_decay, "feature_decay", minimum=0.0)
     sizes = _as_class_sizes(class_sizes, features.dtype, features.device)
     K, m, d = features.shape[-3:]
     if sizes.shape[-1] != K or classifier.shape[-2:] != (d, K):
@@ -343,34 +346,27 @@ def train_ufm(
     -----
     On CPU the loop runs on ``cpu_threads`` PyTorch threads (default one,
     ``torch.set_num_threads``, restored afterwards): each step is a dozen ops on a few
-    hundred numbers, and thread synchronisation made it 14-80x slower on a busy
-    2-core machine (``benchmarks/bench_widgets.py``).  K = 10, m = 4, d = 16, 600
-    steps: ~45 ms on one thread.
+    hundred numbers, for which synchronising threads costs more than it saves
+    (``benchmarks/bench_widgets.py`` measures one thread against the default).
     """
-    if classifier not in _CLASSIFIERS:
-        raise ValueError(f"classifier must be one of {_CLASSIFIERS}, got {classifier!r}")
-    d = _check_positive_int(dim, "dim")
-    steps = _check_positive_int(steps, "steps", 0)
-    m = _check_positive_int(samples_per_class, "samples_per_class")
-    log_every = _check_positive_int(log_every, "log_every")
-    lr = _check_nonneg_float(lr, "lr", positive=True)
-    momentum = _check_nonneg_float(momentum, "momentum")
-    if momentum >= 1:
-        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-    wd = _check_nonneg_float(weight_decay, "weight_decay")
-    fd = _check_nonneg_float(feature_decay, "feature_decay")
-    init_scale = _check_nonneg_float(init_scale, "init_scale", positive=True)
-    if cpu_threads is not None:
-        cpu_threads = _check_positive_int(cpu_threads, "cpu_threads")
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+    check_choice(classifier, "classifier", _CLASSIFIERS)
+    d = check_int(dim, "dim", minimum=1)
+    steps = check_int(steps, "steps", minimum=0)
+    m = check_int(samples_per_class, "samples_per_class", minimum=1)
+    log_every = check_int(log_every, "log_every", minimum=1)
+    lr = check_positive(lr, "lr")
+    momentum = check_float(momentum, "momentum", minimum=0.0, maximum=1.0, strict_maximum=True)
+    wd = check_float(weight_decay, "weight_decay", minimum=0.0)
+    fd = check_float(feature_decay, "feature_decay", minimum=0.0)
+    init_scale = check_positive(init_scale, "init_scale")
+    cpu_threads = check_optional_int(cpu_threads, "cpu_threads", minimum=1)
+    check_dtype(dtype)
+    check_generator(generator)
     if generator is not None and seed is not None:
         raise ValueError("give either generator or seed, not both")
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
     if seed is not None:
-        generator = torch.Generator().manual_seed(_check_positive_int(seed, "seed", 0))
-    device = torch.device(device) if device is not None else torch.device("cpu")
+        generator = torch.Generator().manual_seed(check_seed(seed))
+    device = check_device(device)
 
     sizes = _as_class_sizes(class_sizes, torch.float64, "cpu")
     batched = sizes.ndim == 2
@@ -382,8 +378,6 @@ def train_ufm(
     gen_device = generator.device if generator is not None else torch.device("cpu")
     H0 = init_scale * torch.randn(K * m, d, generator=generator, dtype=torch.float64, device=gen_device)
     if classifier == "fixed_etf":
-        from .etf import simplex_etf
-
         W0 = simplex_etf(K, d, scale=etf_scale, generator=generator, dtype=torch.float64)
     else:
         W0 = init_scale * torch.randn(d, K, generator=generator, dtype=torch.float64, device=gen_device)
@@ -422,7 +416,7 @@ def train_ufm(
             H.add_(vH)
         history[:, slot] = objective()
 
-    # see Notes: tiny CPU ops run faster on one thread (up to 100x on a busy machine)
+    # see Notes: tiny CPU ops run faster on one thread
     previous_threads = torch.get_num_threads()
     switch = device.type == "cpu" and cpu_threads is not None and cpu_threads != previous_threads
     with torch.no_grad():
@@ -457,7 +451,8 @@ def minority_collapse_sweep(
     the mean pairwise cosine (:func:`ceco_lite.gradients.mean_pairwise_cosine`)
     of the classifiers and of the centred class means
     ``z_bar_k - z_G``.  Here ``z_G`` is the *unweighted* mean of the class means
-    (SPEC §3, option ``global_mean="classes"``): the sample-weighted mean of CeCo
+    (docs/conventions.md, section global-mean; ``global_mean="classes"`` of
+    :func:`ceco_lite.nc.nc_metrics`): the sample-weighted mean of CeCo
     paper Sec. 3.1 sits next to the majority means when R is large and would make
     even an exact ETF of means (the fixed-ETF solution) look non-equiangular.
 
@@ -479,14 +474,13 @@ def minority_collapse_sweep(
         ``"ratios"`` (R,) float64, ``"classifier_cosine"`` (R,), ``"feature_cosine"`` (R,),
         ``"result"`` (the batched :class:`UFMResult`).
     """
-    if _check_positive_int(num_minority, "num_minority", 1) < 2:
-        raise ValueError(f"num_minority must be >= 2 for a pairwise cosine, got {num_minority}")
-    ratios = torch.as_tensor(imbalance_ratios, dtype=torch.float64).reshape(-1)
+    check_int(num_minority, "num_minority", minimum=2, hint="a pairwise cosine needs two minority classes")
+    ratios = torch.from_numpy(check_real_array(imbalance_ratios, "imbalance_ratios")).reshape(-1)
     sizes = minority_class_sizes(num_classes, num_minority, ratios)
     result = train_ufm(sizes, dim, classifier=classifier, **train_kwargs)
     minority = list(range(num_classes - num_minority, num_classes))
     means = result.class_means().to(torch.float64)  # (B, d, K)
-    z_g = means.mean(-1, keepdim=True)  # unweighted mean of class means (SPEC §3, global_mean="classes")
+    z_g = means.mean(-1, keepdim=True)  # unweighted mean of class means (global_mean="classes")
     return {
         "ratios": ratios,
         "classifier_cosine": torch.stack(

@@ -21,6 +21,7 @@ import math
 import numbers
 from typing import Any, Iterable
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -41,6 +42,12 @@ __all__ = [
     "check_tensor_like",
     "check_classifier",
     "check_bias",
+    "check_labels",
+    "check_matrix",
+    "check_dtype",
+    "check_imbalance_factor",
+    "check_device",
+    "check_real_array",
     "IGNORE_INDEX",
     "MIN_IGNORE_INDEX",
 ]
@@ -55,8 +62,19 @@ def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def check_int(value: Any, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+def check_int(value: Any, name: str, *, minimum: int | None = None, maximum: int | None = None,
+              hint: str = "") -> int:
     """``value`` as an ``int`` in ``[minimum, maximum]`` (bounds optional).
+
+    Parameters
+    ----------
+    value : integer
+    name : str
+        Argument name used in the error message.
+    minimum, maximum : int, optional
+        Inclusive bounds.
+    hint : str, optional
+        Added to a bound violation's message in parentheses.
 
     Raises
     ------
@@ -64,14 +82,25 @@ def check_int(value: Any, name: str, *, minimum: int | None = None, maximum: int
         ``value`` is not an integer (``bool`` is not accepted).
     ValueError
         ``value`` lies outside the bounds.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_int(np.int64(4), "num_blocks", minimum=1)
+    4
+    >>> check_int(2, "dim", minimum=3, hint="a simplex ETF of 4 vectors spans 3 dimensions")
+    Traceback (most recent call last):
+    ...
+    ValueError: dim must be >= 3, got 2 (a simplex ETF of 4 vectors spans 3 dimensions)
     """
     if not _is_int(value):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
     value = int(value)
+    extra = f" ({hint})" if hint else ""
     if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+        raise ValueError(f"{name} must be >= {minimum}, got {value}{extra}")
     if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be <= {maximum}, got {value}")
+        raise ValueError(f"{name} must be <= {maximum}, got {value}{extra}")
     return value
 
 
@@ -149,8 +178,14 @@ def check_choice(value: Any, name: str, choices: Iterable) -> Any:
 
 
 def check_num_classes(num_classes: Any, name: str = "num_classes") -> int:
-    """The number of classes ``K``: an int ``>= 2``."""
+    """The number of classes ``K``: an int ``>= 2`` (numpy integers pass, ``bool`` does not)."""
     return check_int(num_classes, name, minimum=2)
+
+
+def check_imbalance_factor(imbalance_factor: Any, name: str = "imbalance_factor") -> float:
+    """An imbalance factor ``IF = n_max / n_min``: a finite real number ``>= 1``
+    (docs/conventions.md, section imbalance-factor)."""
+    return check_float(imbalance_factor, name, minimum=1.0, hint="n_max / n_min")
 
 
 def check_ignore_index(ignore_index: Any, num_classes: int | None = None) -> int | None:
@@ -183,6 +218,127 @@ def check_ignore_index(ignore_index: Any, num_classes: int | None = None) -> int
     if ignore_index < MIN_IGNORE_INDEX:
         raise ValueError(f"ignore_index must be >= {MIN_IGNORE_INDEX}, got {ignore_index}")
     return ignore_index
+
+
+def check_labels(labels: Tensor, num_classes: int, ignore_index: int | None, name: str = "labels") -> None:
+    """Every value of the integer tensor ``labels`` is a class in ``[0, num_classes)`` or ``ignore_index``.
+
+    One ``aminmax`` pass over the labels (a host synchronisation on CUDA); an
+    empty tensor passes.
+
+    Raises
+    ------
+    ValueError
+        A label outside ``[0, num_classes)`` other than ``ignore_index``; the
+        message shows one of them.
+
+    Examples
+    --------
+    >>> check_labels(torch.tensor([0, 2, 255]), 3, 255)
+    >>> check_labels(torch.tensor([0, 3]), 3, 255)
+    Traceback (most recent call last):
+    ...
+    ValueError: labels must lie in [0, num_classes) = [0, 3) or equal ignore_index=255, found e.g. 3
+    """
+    if not labels.numel():
+        return
+    labels = labels.long()
+    if ignore_index is None:
+        lo, hi = torch.aminmax(labels)
+        if int(lo) < 0 or int(hi) >= num_classes:
+            bad = labels[(labels < 0) | (labels >= num_classes)]
+            raise ValueError(
+                f"{name} must lie in [0, num_classes) = [0, {num_classes}), found e.g. {int(bad[0])}"
+            )
+        return
+    ignored = labels == ignore_index
+    lo, hi = torch.aminmax(labels.masked_fill(ignored, 0))
+    if int(lo) < 0 or int(hi) >= num_classes:
+        bad = labels[((labels < 0) | (labels >= num_classes)) & ~ignored]
+        raise ValueError(
+            f"{name} must lie in [0, num_classes) = [0, {num_classes}) or equal "
+            f"ignore_index={ignore_index}, found e.g. {int(bad[0])}"
+        )
+
+
+def check_matrix(value: Any, name: str, *, min_columns: int = 1) -> Tensor:
+    """A finite floating matrix ``(d, K)`` of column vectors -- a classifier or a frame,
+    one column per class (docs/conventions.md, section layout).
+
+    Raises
+    ------
+    TypeError
+        Not a floating tensor.
+    ValueError
+        Not 2-D, fewer than ``min_columns`` columns, or non-finite entries.
+    """
+    check_tensor(value, name, kind="floating", ndim=2, shape="(d, K)")
+    if value.shape[1] < min_columns:
+        raise ValueError(
+            f"{name} must have at least {min_columns} columns (classes), got shape {tuple(value.shape)}"
+        )
+    if not bool(torch.isfinite(value).all()):
+        raise ValueError(f"{name} contains non-finite values")
+    return value
+
+
+def check_dtype(dtype: Any, name: str = "dtype") -> torch.dtype:
+    """A floating :class:`torch.dtype` (``TypeError`` otherwise)."""
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"{name} must be a floating torch.dtype, got {dtype!r}")
+    return dtype
+
+
+def check_device(device: Any, name: str = "device") -> torch.device:
+    """``device`` as a :class:`torch.device` (a device, a string such as ``"cuda:0"``, or ``None`` for the CPU).
+
+    Raises
+    ------
+    TypeError
+        Not a device, a string or ``None``.
+    ValueError
+        A string torch does not recognise as a device.
+    """
+    if device is None:
+        return torch.device("cpu")
+    if isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise TypeError(f"{name} must be a torch.device, a string such as 'cpu' or 'cuda:0', or None, "
+                        f"got {type(device).__name__} ({device!r})")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"{name} must name a device such as 'cpu' or 'cuda:0', got {device!r}") from None
+
+
+def check_real_array(value: Any, name: str, *, ndim: int | None = None) -> np.ndarray:
+    """``value`` (a sequence, array or tensor of real numbers) as a float64 numpy array.
+
+    NaN and infinities pass (callers that need finite values check them).
+
+    Raises
+    ------
+    TypeError
+        Not convertible to an array of real numbers (strings, objects, complex).
+    ValueError
+        ``ndim`` given and the array has another number of dimensions.
+    """
+    if isinstance(value, Tensor):
+        value = value.detach().cpu()
+        if value.is_complex():
+            raise TypeError(f"{name} must hold real numbers, got dtype {value.dtype}")
+        value = value.double().numpy()
+    try:
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "biuf":
+            raise TypeError
+        arr = arr.astype(np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a sequence or array of real numbers, got {type(value).__name__}") from None
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {arr.shape}")
+    return arr
 
 
 def check_seed(seed: Any, name: str = "seed") -> int:

@@ -1,4 +1,4 @@
-"""Long-tailed CIFAR-10/100 in the LDAM-DRW convention (SPEC §4).
+"""Long-tailed CIFAR-10/100 in the LDAM-DRW convention (docs/conventions.md, section cifar-lt).
 
 Cao et al., "Learning Imbalanced Datasets with Label-Distribution-Aware Margin Loss"
 (NeurIPS 2019), public code ``imbalance_cifar.py``: class ``i`` keeps
@@ -8,14 +8,14 @@ indices are shuffled with numpy seed 0 (one shuffle per class, classes in order)
 the first ``n_i`` kept. The test split stays balanced.
 
 Built on :class:`torchvision.datasets.CIFAR10` / ``CIFAR100`` (``download=True`` works
-as there). A local copy whose files do not match the official checksums (e.g. the
-truncated copy used by this project's tests) is accepted with ``verify_checksums=False``
-and a warning; ``n_max`` then defaults to the smallest per-class count available.
+as there). A local copy whose files do not match the official checksums (e.g. a
+truncated sample of the data set) is accepted with ``verify_checksums=False`` and a
+warning; ``n_max`` then defaults to the smallest per-class count available.
 """
 from __future__ import annotations
 
-import numbers
 import os
+import pickle
 import warnings
 from pathlib import Path
 from typing import Callable, Optional
@@ -23,14 +23,27 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 import torchvision
+from torchvision.datasets.utils import check_integrity
 
-from .profiles import check_imbalance_factor, check_int, check_num_classes, long_tail_profile
+from ceco_lite.fileio import CorruptFileError
+from ceco_lite.validation import (
+    check_bool,
+    check_choice,
+    check_imbalance_factor,
+    check_int,
+    check_num_classes,
+    check_optional_int,
+    check_seed,
+)
+
+from .paths import default_data_dir
+from .profiles import PROFILES
 
 __all__ = ["cifar_lt_counts", "CIFAR10LT", "CIFAR100LT"]
 
 
 def cifar_lt_counts(n_max: int, num_classes: int, imbalance_factor: float, profile: str = "exp") -> list[int]:
-    """Per-class training-image counts of a long-tailed CIFAR (LDAM-DRW, SPEC §4).
+    """Per-class training-image counts of a long-tailed CIFAR (LDAM-DRW; docs/conventions.md, section cifar-lt).
 
     ``n_i = int(n_max * (1/IF)^(i/(C-1)))`` for ``profile="exp"``, the expression of the
     LDAM-DRW code (so the float rounding matches the published counts); ``"step"``:
@@ -56,11 +69,16 @@ def cifar_lt_counts(n_max: int, num_classes: int, imbalance_factor: float, profi
     ------
     ValueError, TypeError
         On ``n_max < 1``, ``C < 2``, ``IF < 1`` or an unknown profile.
+
+    Examples
+    --------
+    >>> cifar_lt_counts(5000, 10, 100)
+    [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
     """
-    check_int(n_max, minimum=1, name="n_max")
+    n_max = check_int(n_max, "n_max", minimum=1)
     C = check_num_classes(num_classes)
     IF = check_imbalance_factor(imbalance_factor)
-    long_tail_profile(C, IF, profile)  # validates the profile name
+    check_choice(profile, "profile", PROFILES)
     imb = 1.0 / IF
     if profile == "exp":
         return [int(n_max * (imb ** (i / (C - 1.0)))) for i in range(C)]
@@ -98,13 +116,13 @@ class _LongTailMixin:
         # One constructor for both classes (parameters documented on CIFAR10LT); the
         # torchvision dataset's own __init__ is reached through super() below.
         IF = check_imbalance_factor(imbalance_factor)
-        long_tail_profile(self.num_classes, IF, profile)
-        if not isinstance(verify_checksums, bool):
-            raise TypeError("verify_checksums must be a bool")
-        self.verify_checksums = verify_checksums
+        check_choice(profile, "profile", PROFILES)
+        self.verify_checksums = check_bool(verify_checksums, "verify_checksums")
+        train = check_bool(train, "train")
+        download = check_bool(download, "download")
+        seed = check_seed(seed)
+        n_max = check_optional_int(n_max, "n_max", minimum=1)
         if root is None:
-            from .paths import default_data_dir
-
             base = default_data_dir()
             if base is None:
                 raise RuntimeError(f"{type(self).__name__}: root=None and no data root is set (CECO_DATA_DIR)")
@@ -122,18 +140,10 @@ class _LongTailMixin:
                        if not (folder / n).is_file()]
             if missing and not download:
                 raise RuntimeError(f"{type(self).__name__}: missing files under {folder}: {missing}")
-        try:
-            super().__init__(root, train=train, transform=transform, target_transform=target_transform,
-                             download=download)
-        except RuntimeError as err:
-            hint = "" if not verify_checksums else (
-                " If this is a local copy that differs from the official files on purpose (e.g. a truncated "
-                "sample), pass verify_checksums=False."
-            )
-            raise RuntimeError(f"{type(self).__name__} under {folder}: {err}.{hint}") from err
+        self._load_files(root, folder, train, transform, target_transform, download)
         self.imbalance_factor = IF
         self.profile = profile
-        self.seed = int(seed)
+        self.seed = seed
         targets = np.asarray(self.targets, dtype=np.int64)
         available = np.bincount(targets, minlength=self.num_classes)
         self.available_per_class = available.tolist()
@@ -142,9 +152,7 @@ class _LongTailMixin:
             return
         if n_max is None:
             n_max = int(available.min())
-        elif isinstance(n_max, bool) or not isinstance(n_max, numbers.Integral) or n_max < 1:
-            raise ValueError(f"n_max must be a positive integer or None, got {n_max!r}")
-        counts = cifar_lt_counts(int(n_max), self.num_classes, IF, profile)
+        counts = cifar_lt_counts(n_max, self.num_classes, IF, profile)
         short = [c for c in range(self.num_classes) if counts[c] > available[c]]
         if short:
             raise ValueError(
@@ -162,8 +170,29 @@ class _LongTailMixin:
         self.indices = keep
         self.data = self.data[keep]
         self.targets = targets[keep].tolist()
-        self.n_max = int(n_max)
+        self.n_max = n_max
         self.num_per_class = counts
+
+    def _load_files(self, root, folder: Path, train: bool, transform, target_transform, download: bool) -> None:
+        """torchvision's loading (checksums, unpickling), with errors that name the failing files."""
+        try:
+            super().__init__(root, train=train, transform=transform, target_transform=target_transform,
+                             download=download)
+        except RuntimeError as err:
+            hint = ""
+            if self.verify_checksums:
+                bad = [str(folder / n) for n, md5 in self.train_list + self.test_list
+                       if (folder / n).is_file() and not check_integrity(str(folder / n), md5)]
+                failing = f" Files that fail the official md5 check: {', '.join(bad)}." if bad else ""
+                hint = (f"{failing} If this is a local copy that differs from the official files on purpose "
+                        "(e.g. a truncated sample), pass verify_checksums=False.")
+            raise RuntimeError(f"{type(self).__name__} under {folder}: {err}.{hint}") from err
+        except _UNPICKLING_ERRORS as err:
+            # torchvision unpickles the batches without naming the file that fails
+            _raise_for_corrupt_file(folder, self.train_list if train else self.test_list)
+            raise RuntimeError(f"{type(self).__name__}: cannot read the files under {folder} ({err})") from err
+        if len(self.data) != len(self.targets):
+            _raise_for_corrupt_file(folder, self.train_list if train else self.test_list)
 
     # torchvision verifies the official md5 of every file; allow an explicit opt-out.
     def _check_integrity(self) -> bool:
@@ -186,12 +215,14 @@ class _LongTailMixin:
     def _load_meta(self) -> None:
         if getattr(self, "verify_checksums", True):
             return super()._load_meta()
-        import pickle
-
         path = os.path.join(self.root, self.base_folder, self.meta["filename"])
-        with open(path, "rb") as f:
-            data = pickle.load(f, encoding="latin1")
-        self.classes = data[self.meta["key"]]
+        try:
+            with open(path, "rb") as f:
+                data = pickle.load(f, encoding="latin1")
+            self.classes = list(data[self.meta["key"]])
+        except _UNPICKLING_ERRORS as err:
+            raise CorruptFileError(path, f"not a CIFAR metadata pickle with {self.meta['key']!r}: "
+                                         f"{type(err).__name__}: {err}") from None
         self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
 
     def get_cls_num_list(self) -> list[int]:
@@ -206,8 +237,32 @@ class _LongTailMixin:
         return x, torch.as_tensor(self.targets, dtype=torch.long)
 
 
+#: What unpickling a damaged file can raise (truncated data, garbage bytes, wrong content).
+_UNPICKLING_ERRORS = (pickle.UnpicklingError, EOFError, ValueError, KeyError, IndexError, TypeError,
+                      AttributeError, ImportError, OverflowError, MemoryError)
+
+
+def _raise_for_corrupt_file(folder: Path, files) -> None:
+    """Raise :class:`ceco_lite.fileio.CorruptFileError` for the first of ``files`` (``(name, md5)``
+    pairs under ``folder``) that is not a CIFAR batch pickle; return if all are."""
+    for name, _ in files:
+        path = folder / name
+        try:
+            with open(path, "rb") as f:
+                entry = pickle.load(f, encoding="latin1")
+        except _UNPICKLING_ERRORS as err:
+            raise CorruptFileError(path, f"not a complete CIFAR batch pickle: {type(err).__name__}: {err}") from None
+        labels = entry.get("labels", entry.get("fine_labels")) if isinstance(entry, dict) else None
+        data = entry.get("data") if isinstance(entry, dict) else None
+        if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or labels is None:
+            raise CorruptFileError(path, "expected a dict with 'data' of shape (n, 3072) and 'labels' or "
+                                         "'fine_labels'")
+        if len(labels) != data.shape[0]:
+            raise CorruptFileError(path, f"{data.shape[0]} images but {len(labels)} labels")
+
+
 class CIFAR10LT(_LongTailMixin, torchvision.datasets.CIFAR10):
-    """Long-tailed CIFAR-10 (LDAM-DRW convention, SPEC §4).
+    """Long-tailed CIFAR-10 (LDAM-DRW convention, docs/conventions.md, section cifar-lt).
 
     Parameters
     ----------
@@ -243,7 +298,12 @@ class CIFAR10LT(_LongTailMixin, torchvision.datasets.CIFAR10):
     Raises
     ------
     RuntimeError
-        Data missing (names the expected layout) or failing the checksum test.
+        Data missing (names the expected layout) or failing the checksum test
+        (names the files that fail it).
+    ceco_lite.fileio.CorruptFileError
+        A file of the split (or the metadata file) that cannot be read back as a
+        CIFAR pickle -- truncated, empty, not a pickle -- named in the message (with
+        ``verify_checksums=False``; otherwise the checksum test reports it first).
     ValueError
         ``IF < 1``, unknown profile, or ``n_max`` above what is available.
     """
@@ -252,7 +312,8 @@ class CIFAR10LT(_LongTailMixin, torchvision.datasets.CIFAR10):
 
 
 class CIFAR100LT(_LongTailMixin, torchvision.datasets.CIFAR100):
-    """Long-tailed CIFAR-100 (LDAM-DRW convention, SPEC §4); see :class:`CIFAR10LT`.
+    """Long-tailed CIFAR-100 (LDAM-DRW convention, docs/conventions.md, section cifar-lt);
+    see :class:`CIFAR10LT`.
 
     ``root`` holds ``cifar-100-python/``; ``n_max`` is 500 on the official data.
     """

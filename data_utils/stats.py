@@ -1,11 +1,12 @@
 """Imbalance statistics of segmentation masks: pixel versus centre imbalance.
 
-CeCo supplement, Sec. E (Fig. 6, Table 12): the imbalance factor ``IF = n_max / n_min``
-is much smaller when counted in class *centres* (one per image, or per batch, in which
-a class appears) than in pixels (Cityscapes: 373 vs 20). Fig. 7 measures the Pearson
-correlation between per-class accuracy and normalised class frequency
-``f_k = n_k / n_max``. Head/common/tail are thirds of the classes by pixel frequency
-(SPEC §4).
+CeCo supplement, Appendix C (Fig. 6) and F.1 (Table 12): the imbalance factor
+``IF = n_max / n_min`` is much smaller when counted in class *centres* (one per image,
+or per batch, in which a class appears) than in pixels (Cityscapes: 373 vs 20). Fig. 7
+(Appendix C) measures the Pearson correlation between per-class accuracy and
+normalised class frequency ``f_k = n_k / n_max``. Head/common/tail are thirds of the
+classes by pixel frequency (docs/conventions.md, sections imbalance-factor,
+pixel-vs-centre and head-common-tail).
 
 ``python -m data_utils.stats`` prints the statistics of the real Cityscapes sample
 (when present) and of the synthetic generator next to the paper's figures.
@@ -13,14 +14,23 @@ correlation between per-class accuracy and normalised class frequency
 from __future__ import annotations
 
 import argparse
-import numbers
 from pathlib import Path
 from typing import Iterable, Optional
 
 import numpy as np
 import torch
 
-from .profiles import check_num_classes
+from ceco_lite.validation import (
+    IGNORE_INDEX,
+    check_ignore_index,
+    check_num_classes,
+    check_optional_int,
+    check_real_array,
+)
+
+from .cityscapes import CITYSCAPES_CLASSES, CityscapesSubset
+from .paths import default_data_dir
+from .synthetic import make_synthetic_segmentation
 
 __all__ = [
     "imbalance_stats",
@@ -31,8 +41,6 @@ __all__ = [
     "format_stats",
     "main",
 ]
-
-IGNORE_INDEX = 255
 
 
 def _as_long_tensor(masks) -> torch.Tensor:
@@ -45,18 +53,19 @@ def _as_long_tensor(masks) -> torch.Tensor:
     return masks.to(torch.long)
 
 
-def per_image_class_counts(masks, num_classes: int, *, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+def per_image_class_counts(masks, num_classes: int, *, ignore_index: int | None = IGNORE_INDEX) -> torch.Tensor:
     """Pixel count of every class in every image.
 
     Parameters
     ----------
     masks : torch.Tensor or numpy.ndarray
         ``(N, H, W)`` (or ``(H, W)`` for one image) integer labels in ``0..K-1``, or
-        ``ignore_index``.
+        ``ignore_index``; ``N = 0`` gives an empty ``(0, K)`` result.
     num_classes : int
         ``K >= 2``.
-    ignore_index : int, default 255
-        Label that is not counted.
+    ignore_index : int or None, default 255
+        Label that is not counted; it must lie outside ``[0, K)`` (docs/conventions.md,
+        section ignore-index). ``None``: every label is a class.
 
     Returns
     -------
@@ -65,18 +74,27 @@ def per_image_class_counts(masks, num_classes: int, *, ignore_index: int = IGNOR
 
     Raises
     ------
+    TypeError
+        Masks that are not integer tensors or arrays; a non-integer ``ignore_index``.
     ValueError
-        If a label is outside ``0..K-1`` and is not ``ignore_index``.
+        If a label is outside ``0..K-1`` and is not ``ignore_index``, masks of the
+        wrong rank, or ``ignore_index`` inside ``[0, K)``.
+
+    Examples
+    --------
+    >>> per_image_class_counts(torch.tensor([[[0, 0], [2, 255]]]), 3).tolist()
+    [[2, 0, 1]]
     """
     K = check_num_classes(num_classes)
+    ignore_index = check_ignore_index(ignore_index, K)
     m = _as_long_tensor(masks)
     if m.dim() == 2:
         m = m[None]
-    if m.dim() < 2:
+    if m.dim() != 3:
         raise ValueError(f"masks must have shape (N, H, W) or (H, W), got {tuple(m.shape)}")
-    m = m.reshape(m.shape[0], -1)
     n = m.shape[0]
-    valid = m != ignore_index
+    m = m.reshape(n, m.shape[1] * m.shape[2])
+    valid = torch.ones_like(m, dtype=torch.bool) if ignore_index is None else m != ignore_index
     bad = valid & ((m < 0) | (m >= K))
     if bool(bad.any()):
         vals = torch.unique(m[bad])[:5].tolist()
@@ -90,17 +108,22 @@ def per_image_class_counts(masks, num_classes: int, *, ignore_index: int = IGNOR
 
 
 def imbalance_factor(counts) -> float:
-    """``IF = n_max / n_min`` over the classes with a non-zero count (SPEC §4).
+    """``IF = n_max / n_min`` over the classes with a non-zero count (docs/conventions.md, section imbalance-factor).
 
     Returns ``nan`` when no class is present.
+
+    Examples
+    --------
+    >>> imbalance_factor([500, 0, 20, 5])
+    100.0
     """
-    c = np.asarray(counts, dtype=np.float64)
+    c = check_real_array(counts, "counts")
     c = c[c > 0]
     return float(c.max() / c.min()) if c.size else float("nan")
 
 
 def head_common_tail(pixel_counts) -> dict:
-    """Split the present classes into thirds by pixel frequency (SPEC §4).
+    """Split the present classes into thirds by pixel frequency (docs/conventions.md, section head-common-tail).
 
     Parameters
     ----------
@@ -113,8 +136,14 @@ def head_common_tail(pixel_counts) -> dict:
         decreasing frequency; ``numpy.array_split`` of the sorted present classes, so
         head gets the extra class when the count is not divisible by 3); ``"absent"``:
         classes with zero pixels.
+
+    Examples
+    --------
+    >>> groups = head_common_tail([5, 900, 0, 40, 300, 1, 70, 2])
+    >>> {k: v.tolist() for k, v in groups.items()}
+    {'head': [1, 4, 6], 'common': [3, 0], 'tail': [7, 5], 'absent': [2]}
     """
-    c = np.asarray(pixel_counts, dtype=np.float64)
+    c = check_real_array(pixel_counts, "pixel_counts", ndim=1)
     order = np.argsort(-c, kind="stable")
     present = order[c[order] > 0]
     head, common, tail = np.array_split(present, 3)
@@ -132,8 +161,8 @@ def pearson(a, f) -> float:
     ``rho = Cov(a, f) / (sigma(a) sigma(f))``; entries where either value is NaN are
     dropped. Returns ``nan`` when fewer than two entries remain or a vector is constant.
     """
-    a = np.asarray(a, dtype=np.float64).ravel()
-    f = np.asarray(f, dtype=np.float64).ravel()
+    a = check_real_array(a, "a").ravel()
+    f = check_real_array(f, "f").ravel()
     if a.shape != f.shape:
         raise ValueError(f"pearson needs vectors of equal length, got {a.shape} and {f.shape}")
     keep = ~(np.isnan(a) | np.isnan(f))
@@ -180,13 +209,13 @@ def imbalance_stats(
     masks,
     num_classes: int,
     *,
-    ignore_index: int = IGNORE_INDEX,
+    ignore_index: int | None = IGNORE_INDEX,
     batch_size: Optional[int] = None,
     accuracy=None,
 ) -> dict:
     """Pixel and centre imbalance statistics of a set of segmentation masks.
 
-    CeCo supplement Sec. E: pixel IF (Fig. 6, Table 12 "point"), centre IF (Table 12
+    CeCo supplement Appendix C and F.1: pixel IF (Fig. 6, Table 12 "point"), centre IF (Table 12
     "center": a class contributes one centre per image, or per batch, in which it
     appears -- CeCo paper Eq. 3 computes one centre per present class per batch), and,
     given per-class accuracies, the Pearson correlation of accuracy with normalised
@@ -199,7 +228,9 @@ def imbalance_stats(
         ``(H, W)`` / ``(B, H, W)`` masks or of ``(image, mask)`` pairs, streamed.
     num_classes : int
         ``K >= 2``.
-    ignore_index : int, default 255
+    ignore_index : int or None, default 255
+        Label of ignored pixels; must lie outside ``[0, K)`` (an ignore index that is
+        a class would silently drop it). ``None``: nothing is ignored.
     batch_size : int, optional
         ``None`` (default): one centre per image and present class. An integer ``B``:
         consecutive images are grouped in batches of ``B`` (the last may be smaller) and
@@ -222,14 +253,14 @@ def imbalance_stats(
     Raises
     ------
     ValueError, TypeError
-        On ``num_classes < 2``, a non-positive ``batch_size``, labels outside
-        ``0..K-1`` other than ``ignore_index``, masks of the wrong rank, or an
+        On ``num_classes < 2``, a non-positive ``batch_size``, ``ignore_index`` inside
+        ``[0, K)``, labels outside ``0..K-1`` other than ``ignore_index``, masks of the
+        wrong rank, no image at all (an empty tensor or iterable), or an
         ``accuracy`` of the wrong length.
     """
     K = check_num_classes(num_classes)
-    if batch_size is not None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+    ignore_index = check_ignore_index(ignore_index, K)
+    batch_size = check_optional_int(batch_size, "batch_size", minimum=1)
     presence = []
     pixel_counts = torch.zeros(K, dtype=torch.long)
     num_ignored = 0
@@ -237,11 +268,12 @@ def imbalance_stats(
         counts = per_image_class_counts(chunk, K, ignore_index=ignore_index)
         pixel_counts += counts.sum(0)
         presence.append(counts > 0)
-        num_ignored += int((chunk == ignore_index).sum())
-    if not presence:
-        raise ValueError("masks is empty: no image to measure")
-    present = torch.cat(presence)  # (N, K)
+        if ignore_index is not None:
+            num_ignored += int((chunk == ignore_index).sum())
+    present = torch.cat(presence) if presence else torch.zeros(0, K, dtype=torch.bool)  # (N, K)
     n = present.shape[0]
+    if n == 0:
+        raise ValueError("masks is empty: no image to measure")
     image_counts = present.sum(0)
     if batch_size is None or batch_size == 1:
         center_counts = image_counts
@@ -267,7 +299,7 @@ def imbalance_stats(
     }
     out.update(head_common_tail(pc))
     if accuracy is not None:
-        acc = np.asarray(accuracy, dtype=np.float64).ravel()
+        acc = check_real_array(accuracy, "accuracy").ravel()
         if acc.shape != (K,):
             raise ValueError(f"accuracy must have shape ({K},), got {acc.shape}")
         keep = pc > 0
@@ -318,15 +350,10 @@ def main(argv=None) -> int:
     parser.add_argument("--verbose", action="store_true", help="print per-class tables")
     args = parser.parse_args(argv)
 
-    from .paths import default_data_dir
-    from .synthetic import make_synthetic_segmentation
-
     root = args.data_dir or default_data_dir()
     city_root = None if root is None else Path(root) / "cityscapes"
     print("Pixel vs centre imbalance factor (CeCo supplement Table 12: Cityscapes 373 vs 20)")
     if city_root is not None and city_root.is_dir():
-        from .cityscapes import CITYSCAPES_CLASSES, CityscapesSubset
-
         size = None if tuple(args.size) == (0, 0) else tuple(args.size)
         masks = {}
         for split in ("train", "val"):

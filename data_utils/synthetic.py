@@ -4,7 +4,8 @@ A fast generator of image/mask pairs with the three properties that make semanti
 segmentation differ from image classification (CeCo paper, Sec. 1 and 3.2):
 
 * **pixel imbalance** -- class pixel frequencies follow a long-tailed profile,
-  ``n_k ∝ IF^(-k/(K-1))`` (``"exp"``, SPEC §4) or the step profile; the measured
+  ``n_k ∝ IF^(-k/(K-1))`` (``"exp"``, docs/conventions.md, section cifar-lt) or the
+  step profile; the measured
   pixel imbalance factor equals the requested one up to sampling noise;
 * **centre imbalance smaller than pixel imbalance** -- rare classes are both smaller
   and present in fewer images: class ``k`` appears in a fraction
@@ -31,7 +32,6 @@ over images; the only Python loop runs over classes.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Callable, Optional
 
 import numpy as np
@@ -39,7 +39,20 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from .profiles import check_imbalance_factor, check_int, check_num_classes, long_tail_profile
+from ceco_lite.validation import (
+    IGNORE_INDEX,
+    check_bool,
+    check_float,
+    check_generator,
+    check_ignore_index,
+    check_imbalance_factor,
+    check_int,
+    check_num_classes,
+    check_seed,
+    check_size,
+)
+
+from .profiles import long_tail_profile
 
 __all__ = [
     "make_synthetic_segmentation",
@@ -48,9 +61,11 @@ __all__ = [
     "target_pixel_frequencies",
     "palette",
     "IGNORE_INDEX",
+    "LAYOUT_BLOCK",
 ]
 
-IGNORE_INDEX = 255
+#: Images whose layouts are drawn together (per-block exact class areas and presence counts).
+LAYOUT_BLOCK = 2048
 
 # A hand-picked qualitative palette (Tableau 20 order) for plotting up to 20 classes.
 _TAB20 = np.array(
@@ -80,7 +95,7 @@ def palette(num_classes: int) -> np.ndarray:
         colours, unrelated to the (deliberately overlapping) appearance of the classes in
         the synthetic images. The ignore index 255 is conventionally drawn black.
     """
-    num_classes = check_num_classes(num_classes, minimum=1)
+    num_classes = check_int(num_classes, "num_classes", minimum=1)
     if num_classes <= len(_TAB20):
         return _TAB20[:num_classes].copy()
     k = np.arange(num_classes, dtype=np.float64)
@@ -105,7 +120,8 @@ def synthetic_class_structure(num_classes: int) -> dict:
 
     Class indices are in order of decreasing pixel frequency (class 0 is the most
     frequent, the "background stuff" class). Thirds by index: head, common, tail
-    (``numpy.array_split`` of ``0..K-1`` in three, as SPEC §4's head/common/tail).
+    (``numpy.array_split`` of ``0..K-1`` in three; docs/conventions.md, section
+    head-common-tail).
 
     Parameters
     ----------
@@ -141,35 +157,12 @@ def synthetic_class_structure(num_classes: int) -> dict:
 def target_pixel_frequencies(num_classes: int, imbalance_factor: float, profile: str = "exp") -> np.ndarray:
     """Requested pixel frequencies ``p_k`` (sum 1) of the generator.
 
-    ``p_k ∝ IF^(-k/(K-1))`` for ``profile="exp"`` (SPEC §4), or the step profile; so
+    ``p_k ∝ IF^(-k/(K-1))`` for ``profile="exp"`` (docs/conventions.md, section
+    cifar-lt), or the step profile; so
     ``p_0 / p_{K-1} = IF``. Returns ``(K,)`` float64.
     """
     w = long_tail_profile(num_classes, imbalance_factor, profile)
     return w / w.sum()
-
-
-def _parse_size(size) -> tuple[int, int]:
-    if isinstance(size, numbers.Integral) and not isinstance(size, bool):
-        size = (int(size), int(size))
-    try:
-        h, w = size
-    except (TypeError, ValueError):
-        raise TypeError(f"size must be an int or a pair (H, W) of ints, got {size!r}") from None
-    for v in (h, w):
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-            raise TypeError(f"size must be an int or a pair (H, W) of ints, got {size!r}")
-        if v < 1:
-            raise ValueError(f"size must be positive, got {size!r}")
-    return int(h), int(w)
-
-
-def _check_unit(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number in [0, 1], got {type(value).__name__}")
-    v = float(value)
-    if not 0.0 <= v <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {value}")
-    return v
 
 
 def _textures(h: int, w: int) -> torch.Tensor:
@@ -250,7 +243,7 @@ def _stochastic_round(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return (lo + (torch.rand(x.shape, generator=gen, dtype=x.dtype) < (x - lo)).to(x.dtype)).long()
 
 
-def _layout(n, K, gh, gw, p, q, struct, c, ignore_region, ignore_fraction, gen):
+def _layout(n, K, gh, gw, p, q, struct, c, ignore_region, ignore_fraction, ignore_index, gen):
     """Coarse label layout (n, gh*gw) int64 with exact per-image class areas in cells."""
     C = gh * gw
     parent = torch.as_tensor(struct["parent"])
@@ -316,7 +309,7 @@ def _layout(n, K, gh, gw, p, q, struct, c, ignore_region, ignore_fraction, gen):
         score[:, kids] = c * score[:, parent[kids]] + (1.0 - 0.6 * c) * score[:, kids]
     # --- claims, rarest first; class 0 keeps the remainder ------------------------------
     label = torch.zeros(n, C, dtype=torch.long)
-    label[ignore] = IGNORE_INDEX
+    label[ignore] = ignore_index
     claimed = ignore.clone()
     neg_inf = torch.tensor(float("-inf"))
     ranks = torch.arange(C)
@@ -351,11 +344,12 @@ def make_synthetic_segmentation(
     presence_exponent: float = 0.5,
     profile: str = "exp",
     chunk_size: int = 2048,
+    ignore_index: int | None = IGNORE_INDEX,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Generate imbalanced, context-correlated synthetic segmentation data.
 
-    Pixel frequencies follow ``p_k ∝ IF^(-k/(K-1))`` (SPEC §4, the LDAM-DRW profile
-    applied to pixels); see the module docstring for the layout, context and appearance
+    Pixel frequencies follow ``p_k ∝ IF^(-k/(K-1))`` (the LDAM-DRW profile applied
+    to pixels, docs/conventions.md, section synthetic-data); see the module docstring for the layout, context and appearance
     model.
 
     Parameters
@@ -384,7 +378,7 @@ def make_synthetic_segmentation(
         Standard deviation of the per-pixel Gaussian noise (intensities in [0, 1]); the
         per-image, per-class colour jitter is ``0.5 * noise_level + 0.02``.
     ignore_region : bool, default False
-        Mark an ego-vehicle-like region at the bottom of each image with 255.
+        Mark an ego-vehicle-like region at the bottom of each image with ``ignore_index``.
     ignore_fraction : float in [0, 1], default 0.1
         Mean fraction of pixels ignored when ``ignore_region`` is on.
     presence_exponent : float in [0, 1], default 0.5
@@ -395,37 +389,66 @@ def make_synthetic_segmentation(
     profile : {"exp", "step"}, default "exp"
         Long-tailed profile of the pixel frequencies.
     chunk_size : int, default 2048
-        Images generated per vectorised chunk (bounds memory).
+        Images rendered per vectorised step: bounds the working memory of the pixel
+        stage (a few ``(chunk_size, 3, H, W)`` float32 temporaries besides the
+        output). The output does not depend on it: layouts are always drawn in
+        blocks of :data:`LAYOUT_BLOCK` = 2048 images (the class areas and presence
+        counts are exact per block, and the layout stage works on a whole block:
+        about ``2048 * K * (H/c) * (W/c)`` float32 scores with the cell size
+        ``c = max(1, min(H, W) // 16)``), and each block's random numbers are drawn
+        in one fixed order.
+    ignore_index : int or None, default 255
+        Label of the ignored pixels of ``ignore_region``; must lie outside
+        ``[0, num_classes)`` (docs/conventions.md, section ignore-index), so with
+        256 or more classes pass another value (e.g. ``-1``). ``None`` (no label is
+        reserved) needs ``ignore_region=False``.
 
     Returns
     -------
     images : torch.Tensor
         ``(N, 3, H, W)`` float32, values in [0, 1].
     masks : torch.Tensor
-        ``(N, H, W)`` int64, class indices in ``0..K-1``, 255 for ignored pixels.
+        ``(N, H, W)`` int64, class indices in ``0..K-1``, ``ignore_index`` for ignored
+        pixels.
 
     Raises
     ------
     ValueError, TypeError
         On ``num_images < 1``, ``num_classes < 2``, ``imbalance_factor < 1``, a
-        non-positive size, an option outside its range, or an unknown profile.
+        non-positive size, an option outside its range (``noise_level`` must be
+        finite), a seed that is not a non-negative int, a ``generator`` that is not
+        a :class:`torch.Generator`, an unknown profile, or an ``ignore_index`` that is
+        a class.
+
+    Examples
+    --------
+    >>> images, masks = make_synthetic_segmentation(4, 5, 16, 10.0, seed=0)
+    >>> images.shape, masks.shape, masks.dtype
+    (torch.Size([4, 3, 16, 16]), torch.Size([4, 16, 16]), torch.int64)
+    >>> again = make_synthetic_segmentation(4, 5, 16, 10.0, seed=0, chunk_size=3)
+    >>> torch.equal(images, again[0]) and torch.equal(masks, again[1])
+    True
     """
-    check_int(num_images, minimum=1, name="num_images")
+    check_int(num_images, "num_images", minimum=1)
     K = check_num_classes(num_classes)
     IF = check_imbalance_factor(imbalance_factor)
-    H, W = _parse_size(size)
-    c = _check_unit("context_strength", context_strength)
-    overlap = _check_unit("appearance_overlap", appearance_overlap)
-    ignore_fraction = _check_unit("ignore_fraction", ignore_fraction)
-    presence_exponent = _check_unit("presence_exponent", presence_exponent)
-    if isinstance(noise_level, bool) or not isinstance(noise_level, numbers.Real) or not noise_level >= 0:
-        raise ValueError(f"noise_level must be a real number >= 0, got {noise_level!r}")
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    H, W = check_size(size)
+    seed = check_seed(seed)
+    check_generator(generator)
+    c = check_float(context_strength, "context_strength", minimum=0.0, maximum=1.0)
+    overlap = check_float(appearance_overlap, "appearance_overlap", minimum=0.0, maximum=1.0)
+    noise_level = check_float(noise_level, "noise_level", minimum=0.0)
+    ignore_region = check_bool(ignore_region, "ignore_region")
+    ignore_fraction = check_float(ignore_fraction, "ignore_fraction", minimum=0.0, maximum=1.0)
+    presence_exponent = check_float(presence_exponent, "presence_exponent", minimum=0.0, maximum=1.0)
+    chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
+    ignore_index = check_ignore_index(ignore_index, K)
+    if ignore_index is None and ignore_region:
+        raise ValueError("ignore_region=True needs an ignore_index for its pixels, got ignore_index=None")
     p = target_pixel_frequencies(K, IF, profile)
     q = np.minimum(1.0, (p / p[0]) ** presence_exponent)
     if generator is None:
-        generator = torch.Generator().manual_seed(int(seed))
+        generator = torch.Generator().manual_seed(seed)
     gen = generator
 
     struct = synthetic_class_structure(K)
@@ -439,33 +462,51 @@ def make_synthetic_segmentation(
 
     images = torch.empty(num_images, 3, H * W, dtype=torch.float32)
     masks = torch.empty(num_images, H * W, dtype=torch.long)
-    for start in range(0, num_images, chunk_size):
-        n = min(chunk_size, num_images - start)
-        low = _layout(n, K, gh, gw, p, q, struct, c, ignore_region, ignore_fraction, gen)
-        # warp variant of image i is i % num_maps (layouts are i.i.d., so this is random enough);
-        # one expanded gather per variant avoids materialising an (n, H*W) index
+    for start in range(0, num_images, LAYOUT_BLOCK):
+        n = min(LAYOUT_BLOCK, num_images - start)
+        low = _layout(n, K, gh, gw, p, q, struct, c, ignore_region, ignore_fraction, ignore_index, gen)
+        # warp variant of image i is i % num_maps (layouts are i.i.d., so this is random enough)
         shift = int(torch.randint(0, maps.shape[0], (), generator=gen))
-        mask = masks[start:start + n]
-        for v in range(maps.shape[0]):
-            rows = slice(v, n, maps.shape[0])
-            sub = low[rows]
-            if sub.shape[0]:
-                mv = maps[(v + shift) % maps.shape[0]]
-                mask[rows] = sub.gather(1, mv.expand(sub.shape[0], -1))
-        lab = mask.clamp(max=K - 1) if ignore_region else mask  # ignored pixels are painted over below
         bright = 0.85 + 0.3 * torch.rand(n, 1, 1, generator=gen)
         table = (colour[None] * bright + jit_sd * torch.randn(n, K, 3, generator=gen)).transpose(1, 2)
         img = images[start:start + n]
-        torch.gather(table, 2, lab[:, None, :].expand(n, 3, H * W), out=img)
-        tex = torch.gather(tex_table[None].expand(n, H * W, K), 2, lab[:, :, None])
-        img += tex.view(n, 1, H * W)
         if noise_level > 0:
-            img.add_(torch.randn(n, 3, H * W, generator=gen), alpha=float(noise_level))
-        if ignore_region:
-            ign = (mask == IGNORE_INDEX)[:, None, :].expand(-1, 3, -1)
-            img.masked_fill_(ign, 0.08)  # a dark hood
-        img.clamp_(0.0, 1.0)
+            # the block's pixel noise, drawn in one call (so it does not depend on chunk_size)
+            # straight into the output, which the chunks below render over
+            torch.randn(n, 3, H * W, generator=gen, out=img)
+        for a in range(0, n, chunk_size):
+            _render_chunk(a, min(a + chunk_size, n), low, masks[start:start + n], img, maps, shift, table,
+                          tex_table, noise_level, ignore_region, ignore_index)
     return images.reshape(num_images, 3, H, W), masks.reshape(num_images, H, W)
+
+
+def _render_chunk(a, b, low, mask, img, maps, shift, table, tex_table, noise_level, ignore_region, ignore_index):
+    """Images ``a:b`` of a layout block: warp their layouts into ``mask``, paint them into ``img``.
+
+    On entry ``img[a:b]`` holds the block's pixel noise (when ``noise_level > 0``).
+    Every step is per image, so the result does not depend on the chunk bounds.
+    """
+    V = maps.shape[0]
+    for v in range(V):  # one expanded gather per warp variant (no (n, H*W) index is materialised)
+        rows = slice(a + (v - a) % V, b, V)  # the images i in [a, b) with i % V == v
+        sub = low[rows]
+        if sub.shape[0]:
+            mask[rows] = sub.gather(1, maps[(v + shift) % V].expand(sub.shape[0], -1))
+    m = mask[a:b]
+    n, HW = m.shape
+    # ignored pixels are painted over below: any class index will do for them
+    lab = m.masked_fill(m == ignore_index, 0) if ignore_region else m
+    separate = noise_level > 0  # the noise in img[a:b] is added last, so paint elsewhere first
+    out = torch.empty(n, 3, HW, dtype=img.dtype) if separate else img[a:b]
+    torch.gather(table[a:b], 2, lab[:, None, :].expand(n, 3, HW), out=out)
+    out += torch.gather(tex_table[None].expand(n, HW, tex_table.shape[1]), 2, lab[:, :, None]).view(n, 1, HW)
+    if separate:
+        out.add_(img[a:b], alpha=noise_level)
+    if ignore_region:
+        out.masked_fill_((m == ignore_index)[:, None, :].expand(-1, 3, -1), 0.08)  # a dark hood
+    out.clamp_(0.0, 1.0)
+    if separate:
+        img[a:b] = out
 
 
 class SyntheticSegmentation(Dataset):
@@ -483,14 +524,16 @@ class SyntheticSegmentation(Dataset):
     transform : callable, optional
         ``transform(image, mask) -> (image, mask)`` applied to each item.
     block_size : int, default 256
+    ignore_index : int or None, default 255
+        Label of ignored pixels (``ignore_region``), outside ``[0, num_classes)``;
+        see :func:`make_synthetic_segmentation`.
     **options
         Passed to :func:`make_synthetic_segmentation` (``context_strength``,
         ``appearance_overlap``, ``noise_level``, ``ignore_region``, ...).
 
-    Items are ``(image (3, H, W) float32, mask (H, W) int64)``; ``ignore_index`` is 255.
+    Items are ``(image (3, H, W) float32, mask (H, W) int64)``; ignored pixels are
+    labelled :attr:`ignore_index`.
     """
-
-    ignore_index = IGNORE_INDEX
 
     def __init__(
         self,
@@ -502,21 +545,22 @@ class SyntheticSegmentation(Dataset):
         seed: int = 0,
         transform: Optional[Callable] = None,
         block_size: int = 256,
+        ignore_index: int | None = IGNORE_INDEX,
         **options,
     ) -> None:
-        if isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral) or block_size < 1:
-            raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
+        self.block_size = check_int(block_size, "block_size", minimum=1)
+        if transform is not None and not callable(transform):
+            raise TypeError(f"transform must be callable or None, got {type(transform).__name__}")
         # validate everything once, cheaply
-        make_synthetic_segmentation(1, num_classes, 1, imbalance_factor, seed=seed, **options)
-        if isinstance(num_images, bool) or not isinstance(num_images, numbers.Integral) or num_images < 1:
-            raise ValueError(f"num_images must be a positive integer, got {num_images!r}")
-        self.num_images = int(num_images)
-        self.num_classes = int(num_classes)
-        self.size = _parse_size(size)
-        self.imbalance_factor = float(imbalance_factor)
-        self.seed = int(seed)
+        make_synthetic_segmentation(1, num_classes, 1, imbalance_factor, seed=seed, ignore_index=ignore_index,
+                                    **options)
+        self.ignore_index = ignore_index
+        self.num_images = check_int(num_images, "num_images", minimum=1)
+        self.num_classes = check_num_classes(num_classes)
+        self.size = check_size(size)
+        self.imbalance_factor = check_imbalance_factor(imbalance_factor)
+        self.seed = check_seed(seed)
         self.transform = transform
-        self.block_size = int(block_size)
         self.options = dict(options)
         self.classes = [f"class {k}" for k in range(self.num_classes)]
         self._cache: tuple[int, torch.Tensor, torch.Tensor] | None = None
@@ -531,12 +575,14 @@ class SyntheticSegmentation(Dataset):
         state = np.random.SeedSequence([self.seed, b]).generate_state(2, dtype=np.uint32)
         gen = torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
         images, masks = make_synthetic_segmentation(
-            n, self.num_classes, self.size, self.imbalance_factor, generator=gen, **self.options
+            n, self.num_classes, self.size, self.imbalance_factor, generator=gen, ignore_index=self.ignore_index,
+            **self.options
         )
         self._cache = (b, images, masks)
         return images, masks
 
     def __getitem__(self, index: int):
+        index = check_int(index, "index")
         if index < 0:
             index += self.num_images
         if not 0 <= index < self.num_images:
@@ -570,7 +616,9 @@ def load_split(root, request) -> tuple[torch.Tensor, torch.Tensor]:
 
     ``request.options`` are keyword arguments of :func:`make_synthetic_segmentation`;
     its ``seed`` (default 0) seeds the training split and ``val_seed`` (default
-    ``seed + 10000``) the evaluation split, so the two never share images.
+    ``seed + 10000``) the evaluation split, so the two never share images. Ignored
+    pixels are labelled ``request.ignore_index`` (which must lie outside
+    ``[0, request.num_classes)``).
 
     Returns
     -------
@@ -578,9 +626,16 @@ def load_split(root, request) -> tuple[torch.Tensor, torch.Tensor]:
         ``(N, 3, H, W)`` float32 images in [0, 1] and ``(N, H, W)`` int64 masks.
     """
     opts = dict(request.options)
-    data_seed = int(opts.pop("seed", 0))
-    val_seed = int(opts.pop("val_seed", data_seed + 10_000))
+    data_seed = check_seed(opts.pop("seed", 0))
+    val_seed = check_seed(opts.pop("val_seed", data_seed + 10_000), "val_seed")
+    if opts.get("ignore_index", request.ignore_index) != request.ignore_index:
+        raise ValueError(
+            f"options ignore_index={opts['ignore_index']!r} disagrees with the request's "
+            f"ignore_index={request.ignore_index!r}; set it once"
+        )
+    opts.pop("ignore_index", None)
     seed = data_seed if request.split == "train" else val_seed
     x, y = make_synthetic_segmentation(request.num_images, request.num_classes, request.size or (32, 32),
-                                       request.imbalance_factor, seed=seed, **opts)
+                                       request.imbalance_factor, seed=seed, ignore_index=request.ignore_index,
+                                       **opts)
     return x.float(), y.long()

@@ -1,4 +1,4 @@
-"""CeCo loss, CeCo paper Eq. 3-4 as corrected in SPEC §3, and the released variant (ceco_lite/ceco.py)."""
+"""CeCo loss, CeCo paper Eq. 3-4 as corrected in docs/conventions.md (section ceco-loss), and the released variant (ceco_lite/ceco.py)."""
 from __future__ import annotations
 
 import math
@@ -320,3 +320,98 @@ def test_cuda_loss_equals_cpu():
         got_bf16 = loss_fn(zc.bfloat16(), y.cuda())
     assert got_bf16.dtype == torch.float32
     torch.testing.assert_close(got_bf16.cpu(), ref, rtol=2e-2, atol=2e-2)
+
+
+# ----------------------------------------------------------------------------- released: validation before state
+def _state(m):
+    return {k: v.clone() for k, v in m.state_dict().items()}
+
+
+@pytest.mark.parametrize("bad", ["nan_features", "inf_features", "bad_label", "float_labels", "int_features"])
+def test_released_rejected_batch_changes_no_state(bad):
+    K, C = 4, 8
+    m = ReleasedCenterCollapseLoss(K, C, 4, generator=_gen(5))
+    m(torch.randn(2, C, 4, 4, generator=_gen(6)), torch.randint(0, K, (2, 4, 4), generator=_gen(7)))  # one good batch
+    before = _state(m)
+    feats = torch.randn(2, C, 4, 4, generator=_gen(8))
+    y = torch.randint(0, K, (2, 8, 8), generator=_gen(9))
+    if bad == "nan_features":
+        feats[1, 3, 2, 2] = float("nan")
+    elif bad == "inf_features":
+        feats[0, 0, 0, 0] = float("inf")
+    elif bad == "bad_label":
+        y[1, 5, 5] = K
+    elif bad == "float_labels":
+        y = y.float()
+    else:
+        feats = feats.long()
+    exc = TypeError if bad in ("float_labels", "int_features") else ValueError
+    with pytest.raises(exc, match="labels" if "label" in bad else "features"):
+        m(feats, y)
+    after = _state(m)
+    assert after.keys() == before.keys()
+    for k in before:
+        assert torch.equal(after[k], before[k]), k  # BatchNorm statistics and prior untouched
+    assert all(torch.isfinite(v.double()).all() for v in after.values())
+
+
+def test_released_empty_batch_is_exact_zero_and_changes_no_state():
+    K, C = 4, 8
+    m = ReleasedCenterCollapseLoss(K, C, 4, generator=_gen(5))
+    before = _state(m)
+    feats = torch.randn(0, C, 4, 4, requires_grad=True)
+    loss = m(feats, torch.zeros(0, 8, 8, dtype=torch.long))
+    assert loss.item() == 0.0 and loss.dtype == torch.float32
+    loss.backward()
+    assert feats.grad is not None and feats.grad.shape == feats.shape
+    for k, v in _state(m).items():
+        assert torch.equal(v, before[k]), k
+    # CenterCollapseLoss agrees: an empty batch is an exact 0
+    assert CenterCollapseLoss(K, C, generator=_gen())(torch.randn(0, C, 4, 4), torch.zeros(0, 8, 8, dtype=torch.long)).item() == 0.0
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_released_half_features_outside_autocast_are_computed_in_float32(dtype):
+    K, C = 4, 8
+    feats = torch.randn(2, C, 4, 4, generator=_gen(10)).to(dtype)
+    y = torch.randint(0, K, (2, 4, 4), generator=_gen(11))
+    a = ReleasedCenterCollapseLoss(K, C, 4, generator=_gen(12), dropout=0.0)
+    b = ReleasedCenterCollapseLoss(K, C, 4, generator=_gen(12), dropout=0.0)
+    got = a(feats, y)
+    want = b(feats.float(), y)  # the same values in float32
+    assert got.dtype == torch.float32
+    assert torch.equal(got, want)
+    assert torch.equal(a.projection[1].running_mean, b.projection[1].running_mean)
+
+
+def test_released_float64_features_match_a_float64_module():
+    K, C = 5, 8
+    feats = torch.randn(3, C, 4, 6, generator=_gen(13), dtype=torch.float64, requires_grad=True)
+    y = torch.randint(0, K, (3, 8, 12), generator=_gen(14))
+    y[0, :2] = 255
+    a = ReleasedCenterCollapseLoss(K, C, 4, generator=_gen(15), dropout=0.0)  # float32 module
+    b = ReleasedCenterCollapseLoss(K, C, 4, generator=_gen(15), dropout=0.0).double()  # reference in float64
+    for _ in range(2):  # training mode: batch statistics and running-statistics updates
+        got, want = a(feats, y), b(feats, y)
+        assert got.dtype == torch.float64
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(a.projection[1].running_mean.double(), b.projection[1].running_mean, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(a.projection[1].running_var.double(), b.projection[1].running_var, rtol=1e-6, atol=1e-7)
+    assert a.projection[1].running_mean.dtype == torch.float32
+    assert a.projection[1].num_batches_tracked.item() == b.projection[1].num_batches_tracked.item() == 2
+    a.eval(), b.eval()
+    torch.testing.assert_close(a(feats, y), b(feats, y), rtol=1e-6, atol=1e-6)  # running statistics (float32 vs 64)
+    got = a(feats, y)
+    got.backward()
+    assert torch.isfinite(feats.grad).all() and feats.grad.abs().sum() > 0
+
+
+def test_released_single_pixel_batch_and_empty_label_map_are_clear_errors():
+    K, C = 3, 8
+    m = ReleasedCenterCollapseLoss(K, C, 4, generator=_gen(16))
+    with pytest.raises(ValueError, match="more than one pixel"):
+        m(torch.randn(1, C, 1, 1), torch.zeros(1, 1, 1, dtype=torch.long))
+    m.eval()  # running statistics: one pixel is fine
+    assert torch.isfinite(m(torch.randn(1, C, 1, 1), torch.zeros(1, 1, 1, dtype=torch.long)))
+    with pytest.raises(ValueError, match="labels must have a non-empty spatial size"):
+        m(torch.randn(2, C, 3, 3), torch.zeros(2, 0, 0, dtype=torch.long))

@@ -279,3 +279,16 @@ def test_integer_factor_labels_are_a_strided_view(hw, HW):
     ref = F.interpolate(y[:, None].float(), size=hw, mode="nearest")[:, 0].to(y.dtype)
     assert torch.equal(y2, ref) and y2.dtype == y.dtype
     assert y2.untyped_storage().data_ptr() == y.untyped_storage().data_ptr()  # a view, no copy
+
+
+@pytest.mark.parametrize("z_hw,y_hw,word", [((4, 4), (0, 0), "labels"), ((0, 0), (4, 4), "features"),
+                                            ((4, 4), (8, 0), "labels"), ((0, 3), (6, 6), "features")])
+def test_align_rejects_empty_spatial_size_on_one_side(z_hw, y_hw, word):
+    z = torch.randn(2, 3, *z_hw)
+    y = torch.zeros(2, *y_hw, dtype=torch.long)
+    for mode in ("nearest_labels", "bilinear_features"):
+        with pytest.raises(ValueError, match=f"{word} must have a non-empty spatial size"):
+            align_features_and_labels(z, y, mode=mode)
+    # equal (empty) sizes need no resampling and pass through
+    same_z, same_y = align_features_and_labels(torch.randn(2, 3, 0, 0), torch.zeros(2, 0, 0, dtype=torch.long))
+    assert same_z.shape == (2, 3, 0, 0) and same_y.shape == (2, 0, 0)

@@ -1,4 +1,4 @@
-"""Long-tailed CIFAR (data_utils.cifar_lt), LDAM-DRW convention of SPEC §4."""
+"""Long-tailed CIFAR (data_utils.cifar_lt), LDAM-DRW convention of docs/conventions.md, section cifar-lt."""
 from __future__ import annotations
 
 import pickle
@@ -165,3 +165,42 @@ def test_real_truncated_cifar100_loads():
         ds = CIFAR100LT(real_data_dir("cifar"), imbalance_factor=2, verify_checksums=False)
     assert sum(ds.available_per_class) == 1117
     assert ds.num_per_class == cifar_lt_counts(min(ds.available_per_class), 100, 2)
+
+
+@pytest.mark.parametrize("damage", ["half", "empty", "not_a_pickle", "labels_short"])
+def test_corrupt_source_file_is_named(tmp_path, damage):
+    from ceco_lite.fileio import CorruptFileError
+
+    root = write_cifar10(tmp_path, [20] * 10)
+    path = root / "cifar-10-batches-py" / "data_batch_3"
+    raw = path.read_bytes()
+    if damage == "half":
+        path.write_bytes(raw[: len(raw) // 2])
+    elif damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "not_a_pickle":
+        path.write_bytes(b"these are not the images you are looking for" * 10)
+    else:
+        entry = pickle.loads(raw, encoding="latin1")
+        entry["labels"] = entry["labels"][:-1]
+        path.write_bytes(pickle.dumps(entry))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(CorruptFileError, match="data_batch_3") as info:
+            CIFAR10LT(root, verify_checksums=False)
+    assert info.value.path == path
+    # with checksums verified the md5 test fails first, and its message names the file too
+    with pytest.raises(RuntimeError, match="data_batch_3.*verify_checksums=False"):
+        CIFAR10LT(root)
+
+
+def test_corrupt_metadata_file_is_named(tmp_path):
+    from ceco_lite.fileio import CorruptFileError
+
+    root = write_cifar100(tmp_path)
+    meta = root / "cifar-100-python" / "meta"
+    meta.write_bytes(meta.read_bytes()[:7])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(CorruptFileError, match="meta"):
+            CIFAR100LT(root, verify_checksums=False)

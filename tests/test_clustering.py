@@ -83,3 +83,19 @@ def test_train_clustering_head_is_deterministic_and_validates():
         train_clustering_head(X, 3, labels=y[:-1])
     with pytest.raises(ValueError, match="num_clusters"):
         train_clustering_head(X, 1)
+
+
+def test_bad_inputs_are_clear_errors():
+    X, y, _ = imbalanced_blobs(3, 2.0, n_max=20, dim=4, seed=0)
+    with pytest.raises(ValueError, match="labels must be non-negative"):
+        train_clustering_head(X, 3, labels=y - 1, steps=2)
+    with pytest.raises(ValueError, match="features contain non-finite"):
+        train_clustering_head(X * float("nan"), 3, steps=2)
+    with pytest.raises(TypeError, match="features"):
+        train_clustering_head(X.long(), 3, steps=2)
+    with pytest.raises(TypeError, match="features"):
+        affinity_clustering_loss([[1.0]], torch.rand(1, 2))
+    with pytest.raises(ValueError, match="dim"):
+        imbalanced_blobs(3, 2.0, dim=0)
+    with pytest.raises(TypeError, match="seed"):
+        imbalanced_blobs(3, 2.0, seed=0.5)

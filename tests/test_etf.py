@@ -198,3 +198,10 @@ def test_spread_unit_vectors_on_a_line():
     assert V2.shape == (1, 2) and V2[0, 0] == -V2[0, 1] and V2.abs().eq(1).all()
     V3 = spread_unit_vectors(3, 1, generator=_gen(9))
     assert V3.shape == (1, 3) and max_pairwise_cosine(V3).item() == 1.0
+
+
+def test_bad_device_is_a_clear_error():
+    with pytest.raises(ValueError, match="device"):
+        simplex_etf(3, 2, device="nope")
+    with pytest.raises(TypeError, match="device"):
+        etf_gram(3, device=3)

@@ -120,7 +120,7 @@ def test_absent_and_ignored_never_nan():
 
 @pytest.mark.parametrize("K", [2, 3, 10, 150])
 def test_erratum_etf_distance(K):
-    # SPEC §3 erratum: for a unit-norm ETF ||w_k' - w_k||^2 = 2K/(K-1), not ||w_k' - w_k||
+    # erratum (docs/conventions.md, section ceco-gradients): for a unit-norm ETF ||w_k' - w_k||^2 = 2K/(K-1), not ||w_k' - w_k||
     W = simplex_etf(K, K + 3, generator=_gen(K), dtype=torch.float64)
     D = classifier_pairwise_distances(W)
     off = D[~torch.eye(K, dtype=torch.bool)]
@@ -204,3 +204,11 @@ def test_mean_pairwise_cosine():
 def test_bad_input(call, exc, word):
     with pytest.raises(exc, match=word):
         call()
+
+
+def test_classes_that_are_not_indices_are_a_clear_error():
+    W = torch.randn(3, 4)
+    with pytest.raises(TypeError, match="classes"):
+        mean_pairwise_cosine(W, "ab")
+    with pytest.raises(TypeError, match="classes"):
+        mean_pairwise_cosine(W, [0.5, 1.5])

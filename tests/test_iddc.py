@@ -1,4 +1,4 @@
-"""Tests for ceco_lite.iddc (IDDC Weibull regulariser, SPEC §3)."""
+"""Tests for ceco_lite.iddc (IDDC Weibull regulariser, docs/conventions.md, section iddc)."""
 from __future__ import annotations
 
 import math

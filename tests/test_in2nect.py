@@ -1,4 +1,4 @@
-"""Tests for ceco_lite.in2nect (In2NeCT Eq. 5-7, SPEC §3)."""
+"""Tests for ceco_lite.in2nect (In2NeCT Eq. 5-7; docs/conventions.md, section in2nect)."""
 from __future__ import annotations
 
 import math
@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from ceco_lite.ceco import CenterCollapseLoss
-from ceco_lite.in2nect import In2NeCTLoss, InterClassLoss, IntraClassLoss, sample_pixels_per_class
+from ceco_lite.in2nect import In2NeCTLoss, InterClassLoss, IntraClassLoss
+from ceco_lite.sampling import sample_per_class
 
 
 def hand_intra(z, y, tau, include_anchor=False, reduction="sum"):
@@ -124,31 +125,11 @@ def test_intra_segmentation_layout_and_sampling():
     lab[0, 0] = 255
     loss_fn = IntraClassLoss(3, max_pixels_per_class=6, generator=torch.Generator().manual_seed(7))
     got = loss_fn(f, lab)
-    idx = sample_pixels_per_class(lab, 3, 6, generator=torch.Generator().manual_seed(7))
+    idx = sample_per_class(lab, 6, generator=torch.Generator().manual_seed(7))
     flat_z = f.permute(0, 2, 3, 1).reshape(-1, 5)[idx]
     flat_y = lab.reshape(-1)[idx]
     assert torch.bincount(flat_y, minlength=3).tolist() == [6, 6, 6]
     assert got.item() == pytest.approx(hand_intra(flat_z.numpy(), flat_y.numpy(), 0.1), rel=1e-12)
-
-
-def test_sample_pixels_per_class():
-    lab = torch.tensor([0] * 50 + [1] * 3 + [2] * 20 + [255] * 10)
-    lab = lab[torch.randperm(len(lab), generator=torch.Generator().manual_seed(0))]
-    idx = sample_pixels_per_class(lab, 4, 10, generator=torch.Generator().manual_seed(1))
-    picked = lab[idx]
-    assert torch.bincount(picked, minlength=4).tolist() == [10, 3, 10, 0]
-    assert len(set(idx.tolist())) == len(idx)  # without replacement
-    assert (picked[:-1] <= picked[1:]).all()  # grouped by class
-    again = sample_pixels_per_class(lab, 4, 10, generator=torch.Generator().manual_seed(1))
-    assert torch.equal(idx, again)
-    other = sample_pixels_per_class(lab, 4, 10, generator=torch.Generator().manual_seed(2))
-    assert not torch.equal(idx, other)
-    assert sorted(sample_pixels_per_class(lab, 4, None).tolist()) == sorted(torch.nonzero(lab != 255).flatten().tolist())
-    # every pixel of class 0 can be drawn (uniform, not the first ones)
-    seen = set()
-    for s in range(60):
-        seen |= set(sample_pixels_per_class(lab, 4, 10, generator=torch.Generator().manual_seed(s)).tolist())
-    assert seen >= set(torch.nonzero(lab == 0).flatten().tolist())
 
 
 def test_intra_no_positive_pairs_is_zero_with_graph():
@@ -262,3 +243,42 @@ def test_cuda_matches_cpu():
     # sampling with a CPU generator on CUDA labels
     sampled = IntraClassLoss(4, max_pixels_per_class=5, generator=torch.Generator().manual_seed(1))
     assert torch.isfinite(sampled(zc.float(), y.cuda()))
+
+
+# --------------------------------------------------------------------------- #
+# batches without a labelled pixel, bad labels with logits
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize("layout", ["all_ignored", "empty"])
+def test_total_loss_is_exact_zero_with_graph_without_labelled_pixels(layout):
+    loss_fn = In2NeCTLoss(4, 6, generator=torch.Generator().manual_seed(0))
+    if layout == "all_ignored":
+        f = torch.randn(2, 6, 4, 5, dtype=torch.float64, requires_grad=True)
+        lab = torch.full((2, 8, 10), 255)
+        logits = torch.randn(2, 4, 8, 10, dtype=torch.float64, requires_grad=True)
+    else:
+        f = torch.randn(0, 6, dtype=torch.float64, requires_grad=True)
+        lab = torch.zeros(0, dtype=torch.long)
+        logits = torch.randn(0, 4, dtype=torch.float64, requires_grad=True)
+    total, parts = loss_fn(f, lab, logits, return_parts=True)
+    assert total.item() == 0.0 and all(v.item() == 0.0 for v in parts.values())  # not NaN
+    total.backward()
+    assert f.grad is not None and logits.grad is not None
+    assert (f.grad == 0).all() and (logits.grad == 0).all()
+    # precomputed segmentation loss: the regularisers add exactly 0
+    seg = torch.tensor(0.75, dtype=torch.float64, requires_grad=True)
+    total2 = loss_fn(f, lab, seg_loss=seg)
+    assert total2.item() == 0.75
+    total2.backward()
+    assert seg.grad.item() == 1.0
+
+
+def test_bad_labels_with_logits_are_a_clear_error():
+    z, y = data(6)
+    loss_fn = In2NeCTLoss(4, 6)
+    bad = torch.where(y == 1, 9, y)
+    with pytest.raises(ValueError, match="labels"):
+        loss_fn(z, bad, torch.randn(len(y), 4, dtype=torch.float64))
+    with pytest.raises(TypeError, match="labels"):
+        loss_fn(z, y.float(), torch.randn(len(y), 4, dtype=torch.float64))
+    with pytest.raises(ValueError, match="device"):
+        loss_fn(z, y, torch.randn(len(y), 4, device="meta"))

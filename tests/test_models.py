@@ -11,6 +11,7 @@ from ceco_lite.models import (
     MODEL_TASKS,
     SMALL_SEG_MAX_PARAMS,
     CifarResNet,
+    SmallSegNet,
     build_model,
 )
 
@@ -355,3 +356,27 @@ def test_torchvision_features_keep_autocast_dtype(name, monkeypatch):
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(torch.randn(1, 3, 64, 64))
     assert out["features"].dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("name", ["small_seg", "resnet8", "lraspp_mobilenet_v3"])
+def test_bad_input_images_are_clear_errors(name):
+    model = _model(name)
+    with pytest.raises(ValueError, match="x must have 3 channels"):
+        model(torch.randn(2, 4, 32, 32))
+    with pytest.raises(TypeError, match="x must have a floating dtype"):
+        model(torch.ones(2, 3, 32, 32, dtype=torch.uint8))
+    with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+        model([[0.0]])
+
+
+def test_constructor_checks_name_their_arguments():
+    with pytest.raises(ValueError, match="num_blocks"):
+        CifarResNet(K, num_blocks=0)
+    with pytest.raises(TypeError, match="width"):
+        SmallSegNet(K, width=8.0)
+    with pytest.raises(ValueError, match="in_channels"):
+        SmallSegNet(K, in_channels=0)
+    with pytest.raises(TypeError, match="fixed_classifier"):
+        SmallSegNet(K, fixed_classifier="yes")
+    m = SmallSegNet(K, in_channels=1)
+    assert m(torch.randn(1, 1, 16, 16))["logits"].shape == (1, K, 16, 16)

@@ -156,3 +156,44 @@ def test_report_prints_both_factors(capsys, tmp_path):
     stats = imbalance_stats(masks, 6)
     assert f"pixel IF {stats['pixel_if']:.1f}" in out and f"centre IF per image {stats['center_if']:.1f}" in out
     assert "not found" in out  # no Cityscapes under the given data dir
+
+
+def test_ignore_index_is_checked_against_the_classes():
+    masks = torch.randint(0, 4, (3, 5, 5), generator=torch.Generator().manual_seed(0))
+    # an ignore index that is a class would silently drop it: rejected, as everywhere else
+    for fn in (lambda: imbalance_stats(masks, 4, ignore_index=2), lambda: per_image_class_counts(masks, 4, ignore_index=2)):
+        with pytest.raises(ValueError, match="ignore_index"):
+            fn()
+    with pytest.raises(TypeError, match="ignore_index"):
+        imbalance_stats(masks, 4, ignore_index=2.5)
+    # None: every label is a class; a negative ignore index works like 255
+    none = imbalance_stats(masks, 4, ignore_index=None)
+    assert none["num_pixels"] == 75 and none["num_ignored"] == 0
+    shifted = torch.where(masks == 3, -1, masks)
+    st = imbalance_stats(shifted, 4, ignore_index=-1)
+    pixel, _ = _brute_force(shifted.numpy(), 4, ignore=-1)
+    assert st["pixel_counts"].tolist() == pixel.tolist() and st["pixel_counts"][3] == 0
+    assert st["num_ignored"] == int((masks == 3).sum())
+
+
+def test_empty_batches_are_clear_errors():
+    with pytest.raises(ValueError, match="empty"):
+        imbalance_stats(torch.zeros(0, 5, 5, dtype=torch.long), 4)
+    with pytest.raises(ValueError, match="empty"):
+        imbalance_stats([torch.zeros(0, 5, 5, dtype=torch.long)], 4)
+    assert per_image_class_counts(torch.zeros(0, 5, 5, dtype=torch.long), 4).shape == (0, 4)
+    # images without pixels are images: no class present, IF undefined
+    st = imbalance_stats(torch.zeros(2, 0, 0, dtype=torch.long), 4)
+    assert st["num_images"] == 2 and st["num_pixels"] == 0 and np.isnan(st["pixel_if"])
+
+
+def test_non_numeric_inputs_are_clear_errors():
+    masks = torch.zeros(2, 2, 2, dtype=torch.long)
+    with pytest.raises(TypeError, match="accuracy"):
+        imbalance_stats(masks, 3, accuracy="abc")
+    with pytest.raises(ValueError, match="pixel_counts"):
+        head_common_tail([[1, 2], [3, 4]])
+    with pytest.raises(TypeError, match="a must"):
+        pearson("ab", "cd")
+    with pytest.raises(ValueError, match="masks must have shape"):
+        per_image_class_counts(torch.zeros(2, 2, 2, 2, dtype=torch.long), 3)

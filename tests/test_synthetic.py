@@ -179,3 +179,82 @@ def test_palette():
         pal = palette(K)
         assert pal.shape == (K, 3) and pal.dtype == np.uint8
         assert len({tuple(c) for c in pal.tolist()}) == K  # all distinct
+
+
+def test_output_does_not_depend_on_chunk_size():
+    """chunk_size bounds memory only: the same seed gives the same data for every chunk size,
+    also across layout blocks (more than LAYOUT_BLOCK images) and with the ignore region."""
+    from data_utils.synthetic import LAYOUT_BLOCK
+
+    ref = make_synthetic_segmentation(23, 6, (12, 20), 50.0, seed=5, ignore_region=True)
+    for cs in (1, 2, 7, 8, 9, 22, 23, 100):
+        got = make_synthetic_segmentation(23, 6, (12, 20), 50.0, seed=5, ignore_region=True, chunk_size=cs)
+        assert torch.equal(got[0], ref[0]) and torch.equal(got[1], ref[1]), cs
+    n = LAYOUT_BLOCK + 5
+    big = make_synthetic_segmentation(n, 3, 4, 10.0, seed=1)
+    for cs in (LAYOUT_BLOCK - 1, 1000, 3 * LAYOUT_BLOCK):
+        got = make_synthetic_segmentation(n, 3, 4, 10.0, seed=1, chunk_size=cs)
+        assert torch.equal(got[0], big[0]) and torch.equal(got[1], big[1]), cs
+    noiseless = make_synthetic_segmentation(9, 4, 16, 10.0, seed=2, noise_level=0.0)
+    assert torch.equal(make_synthetic_segmentation(9, 4, 16, 10.0, seed=2, noise_level=0.0, chunk_size=4)[0],
+                       noiseless[0])
+
+
+def test_bad_noise_seed_and_generator_are_rejected():
+    with pytest.raises(ValueError, match="noise_level"):
+        make_synthetic_segmentation(2, 5, 16, 10, noise_level=float("inf"))
+    with pytest.raises(ValueError, match="noise_level"):
+        make_synthetic_segmentation(2, 5, 16, 10, noise_level=float("nan"))
+    with pytest.raises(ValueError, match="noise_level"):
+        make_synthetic_segmentation(2, 5, 16, 10, noise_level=-0.1)
+    with pytest.raises(TypeError, match="seed"):
+        make_synthetic_segmentation(2, 5, 16, 10, seed=1.5)
+    with pytest.raises(ValueError, match="seed"):
+        make_synthetic_segmentation(2, 5, 16, 10, seed=-1)
+    with pytest.raises(TypeError, match="generator"):
+        make_synthetic_segmentation(2, 5, 16, 10, generator=3)
+    with pytest.raises(TypeError, match="chunk_size"):
+        make_synthetic_segmentation(2, 5, 16, 10, chunk_size=2.0)
+    with pytest.raises(TypeError, match="seed"):
+        SyntheticSegmentation(4, 5, 16, 10, seed=0.5)
+    with pytest.raises(TypeError, match="index"):
+        SyntheticSegmentation(4, 5, 16, 10)[1.0]
+    with pytest.raises(TypeError, match="transform"):
+        SyntheticSegmentation(4, 5, 16, 10, transform="flip")
+
+
+def test_ignore_index_is_a_parameter_checked_against_the_classes():
+    # 256 or more classes: the default 255 is a real class, so it is refused with a hint
+    with pytest.raises(ValueError, match=r"ignore_index.*another ignore_index"):
+        make_synthetic_segmentation(2, 300, 16, 10)
+    with pytest.raises(ValueError, match="ignore_index"):
+        SyntheticSegmentation(2, 300, 16, 10)
+    with pytest.raises(ValueError, match="ignore_index"):
+        make_synthetic_segmentation(2, 5, 16, 10, ignore_index=3)
+    with pytest.raises(ValueError, match="ignore_region"):
+        make_synthetic_segmentation(2, 5, 16, 10, ignore_region=True, ignore_index=None)
+    images, masks = make_synthetic_segmentation(6, 300, 32, 10, ignore_region=True, ignore_index=-1, seed=1)
+    assert (masks == -1).any() and masks.max() < 300  # 255 is a class like any other here
+    assert set(masks[masks != -1].unique().tolist()) <= set(range(300))
+    assert torch.all(images[:, 0][masks == -1] == 0.08)  # the hood
+    # another ignore index changes nothing but the label of the ignored pixels
+    ref_x, ref_y = make_synthetic_segmentation(5, 6, 16, 10, ignore_region=True, seed=2)
+    x, y = make_synthetic_segmentation(5, 6, 16, 10, ignore_region=True, seed=2, ignore_index=1000)
+    assert torch.equal(x, ref_x) and torch.equal(torch.where(y == 1000, 255, y), ref_y)
+    ds = SyntheticSegmentation(5, 6, 16, 10, ignore_region=True, seed=2, ignore_index=-7, block_size=2)
+    assert ds.ignore_index == -7 and (ds.tensors()[1] == -7).any()
+
+
+def test_load_split_uses_the_requests_ignore_index():
+    from data_utils.registry import LoadRequest
+    from data_utils.synthetic import load_split
+
+    req = LoadRequest("train", size=(16, 16), num_classes=260, num_images=3, ignore_index=-1,
+                      options={"ignore_region": True, "seed": 4})
+    x, y = load_split(None, req)
+    assert x.shape == (3, 3, 16, 16) and (y == -1).any() and y.max() < 260
+    with pytest.raises(ValueError, match="ignore_index"):
+        load_split(None, LoadRequest("train", size=(16, 16), num_classes=260, num_images=3))
+    with pytest.raises(ValueError, match="ignore_index"):
+        load_split(None, LoadRequest("train", size=(16, 16), num_classes=6, num_images=3,
+                                     options={"ignore_index": 300}))

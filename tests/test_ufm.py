@@ -119,3 +119,18 @@ def test_cpu_threads_restored_and_validated():
     assert torch.get_num_threads() == before
     with pytest.raises(ValueError):
         train_ufm([1.0, 2.0], 2, steps=3, cpu_threads=0)
+
+
+def test_non_numeric_and_bad_device_arguments_are_clear_errors():
+    with pytest.raises(TypeError, match="class_sizes"):
+        train_ufm("abc", 3)
+    with pytest.raises(TypeError, match="imbalance_ratio"):
+        minority_class_sizes(4, 1, "x")
+    with pytest.raises(TypeError, match="imbalance_ratios"):
+        minority_collapse_sweep("x", 4, 2, 3, steps=2)
+    with pytest.raises(ValueError, match="device"):
+        train_ufm([1.0, 2.0], 2, steps=2, device="nope")
+    with pytest.raises(TypeError, match="features"):
+        ufm_objective([[1.0]], torch.randn(5, 3), [1, 2, 3], weight_decay=0.1, feature_decay=0.1)
+    with pytest.raises(ValueError, match="weight_decay"):
+        ufm_objective(torch.randn(3, 2, 4), torch.randn(4, 3), [1, 2, 3], weight_decay=-1.0, feature_decay=0.1)

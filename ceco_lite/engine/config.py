@@ -64,7 +64,7 @@ class TrainConfig:
         cross-entropy baseline. Must be ≥ 0.
     ceco_variant : {"paper", "released"}
         :class:`ceco_lite.CenterCollapseLoss` (paper Eq. 3–5) or
-        :class:`ceco_lite.ReleasedCenterCollapseLoss` (released code, SPEC §3).
+        :class:`ceco_lite.ReleasedCenterCollapseLoss` (released code, docs/conventions.md, section ceco-released).
     fixed_pixel_classifier, fixed_center_classifier : bool
         The four rows of CeCo paper Table 1 (PC / CC fixed ETF or learned).
         Paper's best: learned PC (False) + fixed CC (True).

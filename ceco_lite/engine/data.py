@@ -65,7 +65,7 @@ class DataBundle:
         ``(K,)`` training pixels (or images) per class.
     groups : dict
         ``{"head": [...], "common": [...], "tail": [...]}`` class ids (thirds by
-        training frequency, docs/conventions.md, section "Head, common and tail").
+        training frequency, docs/conventions.md, section head-common-tail).
     info : dict
         Imbalance statistics for the record (pixel IF, etc.).
     mean, std : tuple of 3 floats or None
@@ -177,7 +177,7 @@ def class_groups(counts: torch.Tensor, masks=None, num_classes: int | None = Non
     centre imbalance factors, thirds by pixel frequency). Classification:
     :func:`data_utils.stats.head_common_tail` of the per-class image counts. The split is
     thirds of the classes present, by decreasing training frequency (docs/conventions.md,
-    section "Head, common and tail"; CeCo paper Tables 4-6).
+    section head-common-tail; CeCo paper Tables 4-6).
     """
     if masks is not None:
         stats = imbalance_stats(masks, num_classes or len(counts), ignore_index=ignore_index)

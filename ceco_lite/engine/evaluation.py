@@ -5,7 +5,7 @@
   centre branch is dropped at inference).
 * :func:`collect_nc_stats` -- neural-collapse statistics of the features
   (:class:`ceco_lite.NCAccumulator`; docs/conventions.md, section
-  "Neural-collapse statistics"), streamed over mini-batches.
+  nc-statistics), streamed over mini-batches.
 * :func:`sample_features` -- a class-balanced sample of features (for t-SNE).
 * :func:`upsample_logits` / :func:`predict` -- the logits at label resolution and the
   predicted masks, as evaluation computes them.

@@ -27,23 +27,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-
-def check_num_classes(num_classes) -> int:
-    """Validate ``num_classes`` (an int >= 2); raise ``ValueError``/``TypeError`` otherwise."""
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int):
-        raise TypeError(f"num_classes must be an int >= 2, got {num_classes!r}")
-    if num_classes < 2:
-        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-    return num_classes
-
-
-def check_feature_dim(feature_dim, name: str = "feature_dim") -> int:
-    """Validate a feature dimension (an int >= 1)."""
-    if isinstance(feature_dim, bool) or not isinstance(feature_dim, int):
-        raise TypeError(f"{name} must be a positive int, got {feature_dim!r}")
-    if feature_dim < 1:
-        raise ValueError(f"{name} must be >= 1, got {feature_dim}")
-    return feature_dim
+from ..etf import simplex_etf
+from ..validation import check_bool, check_choice, check_int, check_num_classes, check_tensor
 
 
 def make_classifier(
@@ -68,7 +53,7 @@ def make_classifier(
         If True the weight is a simplex ETF ``W`` (d, K) (CeCo paper Def. 1,
         Eq. 1; Table 1 "fixed PC") times ``etf_scale``, stored as a frozen
         buffer, and there is no bias. Needs ``feature_dim >= num_classes - 1``
-        (SPEC §3).
+        (docs/conventions.md, section simplex-etf).
     etf_scale : float, default 1.0
         Norm of each ETF column (alpha in the paper's Sec. 4.2).
     generator : torch.Generator, optional
@@ -81,15 +66,18 @@ def make_classifier(
 
     Raises
     ------
-    ValueError
-        Unknown ``kind``, or ``fixed`` with ``feature_dim < num_classes - 1``.
+    TypeError, ValueError
+        Unknown ``kind``, ``feature_dim < 1``, ``num_classes < 2``, or ``fixed``
+        with ``feature_dim < num_classes - 1``.
     """
+    check_choice(kind, "kind", ("pixel", "linear"))
+    feature_dim = check_int(feature_dim, "feature_dim", minimum=1)
+    num_classes = check_num_classes(num_classes)
+    fixed = check_bool(fixed, "fixed")
     if kind == "pixel":
         layer: nn.Module = nn.Conv2d(feature_dim, num_classes, kernel_size=1, bias=not fixed)
-    elif kind == "linear":
-        layer = nn.Linear(feature_dim, num_classes, bias=not fixed)
     else:
-        raise ValueError(f"kind must be 'pixel' or 'linear', got {kind!r}")
+        layer = nn.Linear(feature_dim, num_classes, bias=not fixed)
     if fixed:
         set_etf_classifier(layer, scale=etf_scale, generator=generator)
     return layer
@@ -109,10 +97,8 @@ def set_etf_classifier(
     TypeError
         ``layer`` is not an ``nn.Linear`` or a 1x1 ``nn.Conv2d``.
     ValueError
-        ``d < K - 1`` (no simplex ETF exists, SPEC §3).
+        ``d < K - 1`` (no simplex ETF exists, docs/conventions.md, section simplex-etf).
     """
-    from ..etf import simplex_etf  # lazy: etf.py is independent of the models
-
     if isinstance(layer, nn.Linear):
         num_classes, dim = layer.out_features, layer.in_features
     elif isinstance(layer, nn.Conv2d) and tuple(layer.kernel_size) == (1, 1) and layer.groups == 1:
@@ -147,6 +133,16 @@ class FeatureModel(nn.Module):
     feature_dim: int
     fixed_classifier: bool
     classifier: nn.Module
+    #: Channels of the input images.
+    in_channels: int = 3
+
+    def check_input(self, x) -> Tensor:
+        """``x`` if it is a floating ``(B, in_channels, H, W)`` image batch; ``TypeError`` /
+        ``ValueError`` naming ``x`` otherwise."""
+        check_tensor(x, "x", kind="floating", ndim=4, shape="(B, C, H, W)")
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f"x must have {self.in_channels} channels (B, C, H, W), got shape {tuple(x.shape)}")
+        return x
 
     def classifier_weight(self) -> Tensor:
         """Classifier ``W`` of shape ``(d, K)`` (paper layout, columns = classes).

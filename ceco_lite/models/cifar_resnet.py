@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import FeatureModel, check_feature_dim, check_num_classes, make_classifier
+from ..validation import check_bool, check_int, check_num_classes
+from .base import FeatureModel, make_classifier, set_etf_classifier
 
 
 class _BasicBlockA(nn.Module):
@@ -75,9 +76,9 @@ class CifarResNet(FeatureModel):
     ) -> None:
         super().__init__()
         self.num_classes = check_num_classes(num_classes)
-        num_blocks = check_feature_dim(num_blocks, "num_blocks")
+        num_blocks = check_int(num_blocks, "num_blocks", minimum=1)
         self.depth = 6 * num_blocks + 2
-        self.fixed_classifier = bool(fixed_classifier)
+        self.fixed_classifier = check_bool(fixed_classifier, "fixed_classifier")
         self.conv1 = nn.Conv2d(3, 16, 3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(16)
         layers, in_planes = [], 16
@@ -92,7 +93,7 @@ class CifarResNet(FeatureModel):
             self.feature_dim = 64
             self.projection: nn.Module = nn.Identity()
         else:
-            self.feature_dim = check_feature_dim(feature_dim)
+            self.feature_dim = check_int(feature_dim, "feature_dim", minimum=1)
             self.projection = nn.Sequential(
                 nn.Linear(64, self.feature_dim, bias=False), nn.BatchNorm1d(self.feature_dim), nn.ReLU(inplace=True)
             )
@@ -101,14 +102,11 @@ class CifarResNet(FeatureModel):
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(m.weight)
         if self.fixed_classifier:
-            from .base import set_etf_classifier
-
             set_etf_classifier(self.classifier, scale=etf_scale, generator=generator)
 
     def forward_features(self, x: Tensor) -> Tensor:
         """Penultimate features ``(B, d)`` (after global average pooling [and projection])."""
-        if x.dim() != 4:
-            raise ValueError(f"x must have shape (B, C, H, W), got {tuple(x.shape)}")
+        self.check_input(x)
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.layer3(self.layer2(self.layer1(out)))
         out = F.adaptive_avg_pool2d(out, 1).flatten(1)

@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import FeatureModel, check_feature_dim, check_num_classes, make_classifier
+from ..validation import check_bool, check_int, check_num_classes
+from .base import FeatureModel, make_classifier
 
 #: Upper bound on the parameter count of ``small_seg`` at its defaults (asserted in the tests).
 SMALL_SEG_MAX_PARAMS = 300_000
@@ -89,10 +90,10 @@ class SmallSegNet(FeatureModel):
     ) -> None:
         super().__init__()
         self.num_classes = check_num_classes(num_classes)
-        self.feature_dim = check_feature_dim(32 if feature_dim is None else feature_dim)
-        width = check_feature_dim(width, "width")
-        in_channels = check_feature_dim(in_channels, "in_channels")
-        self.fixed_classifier = bool(fixed_classifier)
+        self.feature_dim = check_int(32 if feature_dim is None else feature_dim, "feature_dim", minimum=1)
+        width = check_int(width, "width", minimum=1)
+        self.in_channels = in_channels = check_int(in_channels, "in_channels", minimum=1)
+        self.fixed_classifier = check_bool(fixed_classifier, "fixed_classifier")
         w = width
         self.stem = _cbr(in_channels, w, stride=2)  # 1/2
         self.stage2 = nn.Sequential(_cbr(w, 2 * w, stride=2), _ResBlock(2 * w))  # 1/4
@@ -110,8 +111,7 @@ class SmallSegNet(FeatureModel):
 
     def forward_features(self, x: Tensor) -> Tensor:
         """Pixel features ``z`` ``(B, d, h, w)`` at output stride 4 (before the classifier)."""
-        if x.dim() != 4:
-            raise ValueError(f"x must have shape (B, C, H, W), got {tuple(x.shape)}")
+        self.check_input(x)
         skip = self.stage2(self.stem(x))
         ctx = self.stage3(skip)
         ctx = F.interpolate(ctx, size=skip.shape[-2:], mode="bilinear", align_corners=False)

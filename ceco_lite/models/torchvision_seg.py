@@ -27,8 +27,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torchvision.models.segmentation import deeplabv3_resnet50, lraspp_mobilenet_v3_large
 
-from .base import FeatureModel, check_feature_dim, check_num_classes, make_classifier, set_etf_classifier
+from ..validation import check_bool, check_int, check_num_classes
+from .base import FeatureModel, make_classifier, set_etf_classifier
 
 
 def _projection(cin: int, cout: int) -> nn.Sequential:
@@ -76,12 +78,12 @@ class _TorchvisionSegBase(FeatureModel):
         etf_scale: float,
         generator: torch.Generator | None,
     ) -> None:
-        self.fixed_classifier = bool(fixed_classifier)
+        self.fixed_classifier = check_bool(fixed_classifier, "fixed_classifier")
         if feature_dim is None or feature_dim == natural_dim:
             self.feature_dim = natural_dim
             self.projection: nn.Module = nn.Identity()
         else:
-            self.feature_dim = check_feature_dim(feature_dim)
+            self.feature_dim = check_int(feature_dim, "feature_dim", minimum=1)
             self.projection = _projection(natural_dim, self.feature_dim)
         if (
             pretrained_classifier is not None
@@ -99,8 +101,7 @@ class _TorchvisionSegBase(FeatureModel):
 
     def forward_features(self, x: Tensor) -> Tensor:
         """Pixel features ``z`` ``(B, d, h, w)`` (output stride 8) before the classifier."""
-        if x.dim() != 4:
-            raise ValueError(f"x must have shape (B, C, H, W), got {tuple(x.shape)}")
+        self.check_input(x)
         return self.projection(self._features(x))
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
@@ -136,8 +137,6 @@ class DeepLabV3Features(_TorchvisionSegBase):
     """
 
     def _build(self, weights, weights_backbone) -> tuple[int, nn.Conv2d]:
-        from torchvision.models.segmentation import deeplabv3_resnet50
-
         if weights is not None:
             tv = deeplabv3_resnet50(weights=weights, aux_loss=True)  # full weights: 21 classes
         else:
@@ -183,8 +182,6 @@ class LRASPPFeatures(_TorchvisionSegBase):
     """
 
     def _build(self, weights, weights_backbone) -> tuple[int, nn.Conv2d]:
-        from torchvision.models.segmentation import lraspp_mobilenet_v3_large
-
         if weights is not None:
             tv = lraspp_mobilenet_v3_large(weights=weights)
         else:

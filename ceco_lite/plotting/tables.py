@@ -19,7 +19,7 @@ def run_comparison_table(rows: Mapping[str, Mapping[str, float]], columns: Seque
     """An HTML table: one row per run (``rows[name][column]``), optional paper rows in grey.
 
     Missing values print as "–"; ``headers`` renames columns for display. Used by
-    lessons 5 and 6 to show our numbers beside the papers' (SPEC §5).
+    lessons 5 and 6 to show our numbers beside the papers' (:mod:`ceco_lite.published`).
     """
     fmt = formats or {}
 

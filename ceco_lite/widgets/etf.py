@@ -22,7 +22,7 @@ __all__ = ["ETFExplorer", "Lemma1Explorer", "SpreadAnimation"]
 class ETFExplorer:
     """A simplex ETF with K vectors: 3-D view and Gram matrix, driven by a K slider.
 
-    The ETF is built in its smallest dimension ``d = K - 1`` (SPEC §3), so K <= 4
+    The ETF is built in its smallest dimension ``d = K - 1`` (docs/conventions.md, section simplex-etf), so K <= 4
     is drawn exactly (K = 4: the regular tetrahedron); for K > 4 the first three
     coordinates are shown (a projection, said in the title).
 

@@ -9,7 +9,7 @@ fixed-ETF classifier -- and shows
   (a simplex ETF has ``-1/(K-1)`` off the diagonal, CeCo paper Eq. 2);
 * the mean cosine between the minority classifiers against R, for a learned and a
   fixed-ETF classifier (minority collapse: it tends to 1 for the learned one);
-* the neural-collapse statistics of :func:`ceco_lite.nc_metrics` (docs/conventions.md, section "Neural-collapse statistics").
+* the neural-collapse statistics of :func:`ceco_lite.nc_metrics` (docs/conventions.md, section nc-statistics).
 """
 from __future__ import annotations
 
