@@ -26,8 +26,8 @@ from .validation import check_positive
 __all__ = ["weibull_density", "weibull_imbalance_regularizer", "uniform_prior_regularizer"]
 
 
-def weibull_density(x: Any, *, lam: float = 5.0, k: float = 0.3) -> Any:
-    """Weibull probability density ``f(x) = (k/λ)(x/λ)^(k−1) exp(−(x/λ)^k)`` (docs/conventions.md, section iddc).
+def weibull_density(x: Any, *, scale: float = 5.0, k: float = 0.3) -> Any:
+    """Weibull probability density ``f(x) = (k/s)(x/s)^(k−1) exp(−(x/s)^k)`` (docs/conventions.md, section iddc).
 
     The building block of the IDDC regulariser. For shape ``k < 1`` it is
     strictly decreasing on ``x > 0`` and tends to ``+inf`` as ``x → 0``.
@@ -35,12 +35,12 @@ def weibull_density(x: Any, *, lam: float = 5.0, k: float = 0.3) -> Any:
     Parameters
     ----------
     x : torch.Tensor, numpy.ndarray or float
-        Points ``x >= 0`` (``x = 0`` gives ``inf`` for ``k < 1``, ``k/λ`` for
+        Points ``x >= 0`` (``x = 0`` gives ``inf`` for ``k < 1``, ``k/s`` for
         ``k = 1``, 0 for ``k > 1``). A tensor stays a tensor (same dtype,
         device, differentiable); anything else is computed in float64 and
         returned as a numpy array (a float for a scalar input).
-    lam : float, default 5.0
-        Scale ``λ > 0`` (IDDC code: 5).
+    scale : float, default 5.0
+        Scale ``s > 0`` (the IDDC code calls it λ and uses 5; named ``scale`` here because λ is the CeCo weight).
     k : float, default 0.3
         Shape ``k > 0`` (IDDC code: 0.3).
 
@@ -52,19 +52,19 @@ def weibull_density(x: Any, *, lam: float = 5.0, k: float = 0.3) -> Any:
     Raises
     ------
     TypeError
-        ``lam`` or ``k`` not a real number; ``x`` of a non-numeric type.
+        ``scale`` or ``k`` not a real number; ``x`` of a non-numeric type.
     ValueError
-        ``lam`` or ``k`` not finite and positive; ``x`` negative or NaN.
+        ``scale`` or ``k`` not finite and positive; ``x`` negative or NaN.
 
     Examples
     --------
     >>> f = weibull_density([0.1, 1.0, 2.0])  # shape k = 0.3 < 1: strictly decreasing
     >>> bool(f[0] > f[1] > f[2])
     True
-    >>> round(weibull_density(1.0, lam=1.0, k=1.0), 6)  # k = 1: the exponential density
+    >>> round(weibull_density(1.0, scale=1.0, k=1.0), 6)  # k = 1: the exponential density
     0.367879
     """
-    lam = check_positive(lam, "lam")
+    scale = check_positive(scale, "scale")
     k = check_positive(k, "k")
     is_tensor = isinstance(x, torch.Tensor)
     if is_tensor:
@@ -76,8 +76,8 @@ def weibull_density(x: Any, *, lam: float = 5.0, k: float = 0.3) -> Any:
             raise TypeError(f"x must be a tensor, array or number, got {type(x).__name__}") from err
     if bool(torch.isnan(t).any()) or bool((t < 0).any()):
         raise ValueError("x must be >= 0 (the Weibull density lives on x >= 0) and not NaN")
-    u = t / lam
-    f = (k / lam) * u.pow(k - 1.0) * torch.exp(-u.pow(k))
+    u = t / scale
+    f = (k / scale) * u.pow(k - 1.0) * torch.exp(-u.pow(k))
     if is_tensor:
         return f
     out = f.numpy()
@@ -110,7 +110,7 @@ def _cluster_sizes(probs: Any) -> torch.Tensor:
 
 
 def weibull_imbalance_regularizer(
-    probs: torch.Tensor, *, lam: float = 5.0, k: float = 0.3, eps: float = 1e-6
+    probs: torch.Tensor, *, scale: float = 5.0, k: float = 0.3, eps: float = 1e-6
 ) -> torch.Tensor:
     """IDDC's Weibull cluster-size regulariser (docs/conventions.md, section iddc; public IDDC code).
 
@@ -126,8 +126,8 @@ def weibull_imbalance_regularizer(
     probs : torch.Tensor, shape (B, C, H, W) (any (B, C, ...) works)
         Softmax probabilities over the ``C >= 2`` clusters on dim 1, floating
         (half/bfloat16 are computed in float32).
-    lam : float, default 5.0
-        Weibull scale ``λ``.
+    scale : float, default 5.0
+        Weibull scale ``s`` (λ in the IDDC code).
     k : float, default 0.3
         Weibull shape ``k``.
     eps : float, default 1e-6
@@ -142,16 +142,16 @@ def weibull_imbalance_regularizer(
     Raises
     ------
     TypeError
-        ``probs`` not a floating tensor; ``lam``, ``k``, ``eps`` not numbers.
+        ``probs`` not a floating tensor; ``scale``, ``k``, ``eps`` not numbers.
     ValueError
         ``probs`` with fewer than 2 dims or clusters, non-finite, negative, or not
         summing to 1 over dim 1 (tolerance 1e-4; 1e-2 for half/bfloat16);
-        non-positive ``lam``, ``k`` or ``eps``.
+        non-positive ``scale``, ``k`` or ``eps``.
     """
     eps = check_positive(eps, "eps")
     x = _cluster_sizes(probs)
     x = x / x.max() + eps
-    return weibull_density(x, lam=lam, k=k).mean()
+    return weibull_density(x, scale=scale, k=k).mean()
 
 
 def uniform_prior_regularizer(probs: torch.Tensor) -> torch.Tensor:

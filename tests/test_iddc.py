@@ -10,7 +10,7 @@ import torch
 from ceco_lite.iddc import uniform_prior_regularizer, weibull_density, weibull_imbalance_regularizer
 
 
-def hand_weibull_reg(probs, lam=5.0, k=0.3, eps=1e-6):
+def hand_weibull_reg(probs, scale=5.0, k=0.3, eps=1e-6):
     """Loop version of the released IDDC formula (x = mean, x/max + eps, mean_c f)."""
     p = np.asarray(probs, dtype=np.float64)
     B, C, H, W = p.shape
@@ -24,7 +24,7 @@ def hand_weibull_reg(probs, lam=5.0, k=0.3, eps=1e-6):
         x.append(total / (B * H * W))
     m = max(x)
     x = [v / m + eps for v in x]
-    f = [(k / lam) * (v / lam) ** (k - 1) * math.exp(-((v / lam) ** k)) for v in x]
+    f = [(k / scale) * (v / scale) ** (k - 1) * math.exp(-((v / scale) ** k)) for v in x]
     return sum(f) / C
 
 
@@ -42,24 +42,24 @@ def test_weibull_density_formula_and_types():
     np.testing.assert_allclose(weibull_density(xs), want, rtol=1e-13)
     assert isinstance(weibull_density(1.0), float)
     t = torch.tensor(xs, dtype=torch.float32, requires_grad=True)
-    out = weibull_density(t, lam=2.0, k=1.5)
+    out = weibull_density(t, scale=2.0, k=1.5)
     assert isinstance(out, torch.Tensor) and out.dtype == torch.float32
     out.sum().backward()
     assert torch.isfinite(t.grad).all()
     # k = 1 is the exponential density (1/λ) exp(-x/λ)
-    np.testing.assert_allclose(weibull_density(xs, lam=2.0, k=1.0), 0.5 * np.exp(-xs / 2.0), rtol=1e-13)
+    np.testing.assert_allclose(weibull_density(xs, scale=2.0, k=1.0), 0.5 * np.exp(-xs / 2.0), rtol=1e-13)
     assert weibull_density(0.0) == math.inf
 
 
 @pytest.mark.parametrize("k", [0.3, 0.5, 0.9])
 def test_weibull_density_decreasing_for_k_below_one(k):
     x = np.linspace(1e-4, 10.0, 2001)
-    f = weibull_density(x, lam=5.0, k=k)
+    f = weibull_density(x, scale=5.0, k=k)
     assert np.all(np.diff(f) < 0)
 
 
 def test_weibull_density_not_monotone_for_k_above_one():
-    f = weibull_density(np.linspace(1e-3, 10.0, 500), lam=2.0, k=2.0)
+    f = weibull_density(np.linspace(1e-3, 10.0, 500), scale=2.0, k=2.0)
     assert np.any(np.diff(f) > 0) and np.any(np.diff(f) < 0)
 
 
@@ -67,7 +67,7 @@ def test_weibull_regularizer_matches_hand_computation():
     probs = random_probs(0, skew=[0.0, 1.0, -2.0, 0.5, -4.0])
     got = weibull_imbalance_regularizer(probs)
     assert got.item() == pytest.approx(hand_weibull_reg(probs), rel=1e-12)
-    got2 = weibull_imbalance_regularizer(probs, lam=2.0, k=0.6, eps=1e-3)
+    got2 = weibull_imbalance_regularizer(probs, scale=2.0, k=0.6, eps=1e-3)
     assert got2.item() == pytest.approx(hand_weibull_reg(probs, 2.0, 0.6, 1e-3), rel=1e-12)
 
 
@@ -124,8 +124,8 @@ def test_bad_input():
     nan[0, 0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="probs"):
         weibull_imbalance_regularizer(nan)
-    with pytest.raises(ValueError, match="lam"):
-        weibull_imbalance_regularizer(probs, lam=0.0)
+    with pytest.raises(ValueError, match="scale"):
+        weibull_imbalance_regularizer(probs, scale=0.0)
     with pytest.raises(ValueError, match="k"):
         weibull_density(1.0, k=-1.0)
     with pytest.raises(TypeError, match="eps"):

@@ -39,8 +39,8 @@ def test_clustering_explorer_rejects_unknown_prior():
 def test_weibull_penalty_figure_plots_the_library_density():
     fig = weibull_penalty_figure(shapes=(0.3, 2.0), num_points=20)
     x = np.asarray(fig.data[0].x)
-    np.testing.assert_allclose(fig.data[0].y, weibull_density(x, lam=5.0, k=0.3))
-    np.testing.assert_allclose(fig.data[1].y, weibull_density(x, lam=5.0, k=2.0))
+    np.testing.assert_allclose(fig.data[0].y, weibull_density(x, scale=5.0, k=0.3))
+    np.testing.assert_allclose(fig.data[1].y, weibull_density(x, scale=5.0, k=2.0))
     assert np.all(np.diff(fig.data[0].y) < 0)  # k < 1: decreasing
     assert "IDDC" in fig.data[0].name
 

@@ -53,10 +53,13 @@ _BUILDERS: dict[str, Callable[..., nn.Module]] = {
 
 #: Names accepted by :func:`build_model`.
 MODEL_NAMES: tuple[str, ...] = tuple(_BUILDERS)
-#: Which task each model name solves.
-MODEL_TASKS: dict[str, str] = {
-    n: ("classification" if n.startswith("resnet") and n[6:].isdigit() else "segmentation") for n in MODEL_NAMES
+#: The model class each name builds (its ``task`` attribute is the task it solves).
+MODEL_CLASSES: dict[str, type] = {
+    "small_seg": SmallSegNet, "lraspp_mobilenet_v3": LRASPPFeatures, "lraspp_mobilenet_v3_large": LRASPPFeatures,
+    "deeplabv3_resnet50": DeepLabV3Features, "resnet32": CifarResNet, "resnet20": CifarResNet, "resnet8": CifarResNet,
 }
+#: Which task each model name solves (the ``task`` class attribute of the model it builds).
+MODEL_TASKS: dict[str, str] = {name: MODEL_CLASSES[name].task for name in MODEL_NAMES}
 
 
 def build_model(

@@ -353,13 +353,13 @@ def prior_penalty_figure(x, curves: Mapping[str, Sequence[float]], *,
     return fig
 
 
-def weibull_penalty_figure(shapes: Sequence[float] = (0.3, 1.0, 2.0), *, lam: float = 5.0, num_points: int = 200):
+def weibull_penalty_figure(shapes: Sequence[float] = (0.3, 1.0, 2.0), *, scale: float = 5.0, num_points: int = 200):
     """The Weibull density ``f(x)`` (:func:`ceco_lite.iddc.weibull_density`) on ``x ∈ [1e-4, 1]``.
 
     One line per shape ``k``; IDDC uses ``k = 0.3`` (falls monotonically, so near-empty
     clusters cost most), ``k >= 1`` does not have that property.
     """
     x = np.logspace(-4, 0, num_points)
-    curves = {f"k = {k:g}" + (" (IDDC)" if k == 0.3 else ""): weibull_density(x, lam=lam, k=k) for k in shapes}
-    return prior_penalty_figure(x, curves, title=f"Weibull density f(x), λ = {lam:g}",
+    curves = {f"k = {k:g}" + (" (IDDC)" if k == 0.3 else ""): weibull_density(x, scale=scale, k=k) for k in shapes}
+    return prior_penalty_figure(x, curves, title=f"Weibull density f(x), scale s = {scale:g}",
                                 yaxis_title="f(x)")
