@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from typing import Any, Iterable
 
 import torch
@@ -38,6 +39,7 @@ __all__ = [
     "check_size",
     "check_tensor",
     "check_features_labels",
+    "check_optional_path",
     "IGNORE_INDEX",
     "MIN_IGNORE_INDEX",
 ]
@@ -270,3 +272,31 @@ def check_features_labels(features: Any, labels: Any) -> None:
         raise ValueError(f"features must have shape (N, d) or (B, d, H, W), got {tuple(features.shape)}")
     if features.shape[1] < 1:
         raise ValueError(f"features must have a feature dimension d >= 1, got shape {tuple(features.shape)}")
+
+
+def check_optional_path(value: Any, name: str) -> str | None:
+    """``None``, or a non-empty file or folder path (``str`` or :class:`os.PathLike`) returned as a ``str``.
+
+    Raises
+    ------
+    TypeError
+        Neither None, a str nor a path-like object.
+    ValueError
+        An empty (or blank) path, or one holding a NUL character.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> check_optional_path(Path("runs"), "out_dir")
+    'runs'
+    """
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path (str), got {type(value).__name__} ({value!r})")
+    value = os.fspath(value)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty path, got {value!r}")
+    if "\x00" in value:
+        raise ValueError(f"{name} must not contain NUL characters, got {value!r}")
+    return value
