@@ -427,13 +427,13 @@ def test_ignore_index_only_renames_the_ignored_pixels():
 
 
 def test_labels_outside_the_classes_are_refused():
-    from ceco_lite.engine.data import check_labels
+    from ceco_lite.engine.data import label_counts
 
-    assert check_labels(torch.tensor([0, 1, 255], dtype=torch.uint8), 2, 255, "m").tolist() == [1, 1]
+    assert label_counts(torch.tensor([0, 1, 255], dtype=torch.uint8), 2, 255, "m").tolist() == [1, 1]
     with pytest.raises(ValueError, match=r"masks of x hold labels \[7\] outside the classes 0..4"):
-        check_labels(torch.tensor([[0, 7], [255, 4]], dtype=torch.uint8), 5, 255, "the masks of x")
+        label_counts(torch.tensor([[0, 7], [255, 4]], dtype=torch.uint8), 5, 255, "the masks of x")
     with pytest.raises(ValueError, match=r"\[-3, 9\]"):
-        check_labels(torch.tensor([-3, 0, 9, -1]), 5, -1, "labels")
+        label_counts(torch.tensor([-3, 0, 9, -1]), 5, -1, "labels")
 
 
 @pytest.mark.parametrize("kw", [dict(ceco_lambda=0.0), dict(ceco_lambda=1.0), dict(lr=1e30)])

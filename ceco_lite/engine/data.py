@@ -45,7 +45,7 @@ from data_utils.stats import head_common_tail, imbalance_factor
 from ..validation import IGNORE_INDEX
 
 __all__ = ["DataBundle", "load_data", "iterate_batches", "class_groups", "decode_batch", "epoch_generator",
-           "random_crop", "resolve_data_root", "check_labels"]
+           "random_crop", "resolve_data_root", "label_counts"]
 
 #: Seed of the fixed random subset of training images on which NC statistics are measured.
 NC_SUBSET_SEED = 12345
@@ -252,7 +252,7 @@ def resolve_data_root(config):
             raise
 
 
-def check_labels(y: torch.Tensor, num_classes: int, ignore: int | None, what: str) -> torch.Tensor:
+def label_counts(y: torch.Tensor, num_classes: int, ignore: int | None, what: str) -> torch.Tensor:
     """The ``(K,)`` class counts of the targets ``y`` after checking that each value is a class
     ``0..K-1`` or ``ignore`` (None: no value is ignored).
 
@@ -264,7 +264,7 @@ def check_labels(y: torch.Tensor, num_classes: int, ignore: int | None, what: st
 
     Examples
     --------
-    >>> check_labels(torch.tensor([0, 2, 255, 2]), 3, 255, "masks").tolist()
+    >>> label_counts(torch.tensor([0, 2, 255, 2]), 3, 255, "masks").tolist()
     [1, 0, 2]
     """
     flat = y.reshape(-1)
@@ -326,8 +326,8 @@ def load_data(config) -> DataBundle:
                 t.masked_fill_(t == IGNORE_INDEX, ignore)
     if spec.task != "segmentation":
         stored = None
-    counts = check_labels(ty, k, stored, f"the training targets of dataset {config.dataset!r}")
-    check_labels(vy, k, stored, f"the {spec.eval_split!r} targets of dataset {config.dataset!r}")
+    counts = label_counts(ty, k, stored, f"the training targets of dataset {config.dataset!r}")
+    label_counts(vy, k, stored, f"the {spec.eval_split!r} targets of dataset {config.dataset!r}")
     groups, info = class_groups(counts, ty if ty.dim() == 3 else None, k,
                                 ignore_index=stored if stored is not None else -1)
     data = DataBundle(tx, ty, vx, vy, k, counts, groups, info, mean=spec.mean, std=spec.std, task=spec.task,
