@@ -48,7 +48,8 @@ MAX_THREADS = 1024
 #: ``synthetic_options`` that :func:`data_utils.make_synthetic_segmentation` accepts (plus ``val_seed``).
 SYNTHETIC_OPTIONS = tuple(sorted(
     {n for n in inspect.signature(make_synthetic_segmentation).parameters
-     if n not in ("num_images", "num_classes", "size", "imbalance_factor", "generator")} | {"val_seed"}))
+     if n not in ("num_images", "num_classes", "size", "imbalance_factor", "generator", "ignore_index")}
+    | {"val_seed"}))
 
 #: The fields that do not change what a run computes: where it is written, how it is shown,
 #: how many CPU threads or loader workers it uses, and whether it resumes or overwrites.
