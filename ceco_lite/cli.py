@@ -235,6 +235,7 @@ _CLI_SPELLINGS = (
     ("overwrite=True", "--overwrite"),
     ("a lower learning rate, e.g. lr=", "a lower learning rate, e.g. --lr "),
     ("(e.g. feature_dim=", "(e.g. --set feature_dim="),
+    ("data_root is given but", "--data-root is given but"),
 )
 
 

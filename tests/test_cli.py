@@ -47,7 +47,7 @@ def test_train_writes_metrics_and_prints_table(tmp_path, capsys):
         (["train", "--preset", "synthetic-cpu", "--set", "epochs"], "KEY=VALUE"),
         (["compare", "--preset", "synthetic-cpu", "--lambda", "0"], "ceco_lambda must be > 0"),
         (["compare", "--preset", "synthetic-cpu", "--seeds", "0", "0"], "seeds must be distinct"),
-        (["train", "--preset", "synthetic-cpu", "--data-root", "/data"], "data_root is given but"),
+        (["train", "--preset", "synthetic-cpu", "--data-root", "/data"], "--data-root is given but"),
         (["train", "--preset", "synthetic-cpu", "--set", "num_classes=300"], "ignore_index must lie outside"),
     ],
 )

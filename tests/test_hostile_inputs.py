@@ -498,7 +498,7 @@ TRIES: list[Try] = [
     Try("cli: --out a file", lambda tmp: (tmp / "f").write_text("x") and cli(*CLI_TINY, "--out", "{tmp}/f")(tmp),
         2, "is a file"),
     Try("cli: lr 1e6", cli(*CLI_TINY, "--lr", "1e6", "--lambda", "0", "--out", "{tmp}/r"), 3, "--lr 100000"),
-    Try("cli: data root for synthetic", cli(*CLI_TINY, "--data-root", "/data"), 2, "data_root"),
+    Try("cli: data root for synthetic", cli(*CLI_TINY, "--data-root", "/data"), 2, "--data-root is given"),
     Try("cli: seed negative", cli(*CLI_TINY, "--seed", "-1"), 2, "seed"),
     Try("cli: batch 0", cli(*CLI_TINY, "--batch-size", "0"), 2, "batch_size"),
     Try("cli: max steps 0", cli(*CLI_TINY, "--max-steps", "0"), 2, "max_steps"),
