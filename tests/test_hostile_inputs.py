@@ -62,13 +62,24 @@ def cfg_try(name, kw, expect, message, preset="synthetic-cpu"):
     return Try(name, lambda tmp: get_preset(preset, **kw), expect, message)
 
 
+@contextlib.contextmanager
+def _working_dir(path: Path):
+    """``contextlib.chdir`` for Python 3.10 too."""
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
 def cli(*argv, env=None):
     """A command line ``ceco-lite argv`` run in this process from the folder ``tmp`` ("{tmp}" in ``argv``
     and ``env`` values is replaced by it): returns (exit status, stderr)."""
     def run(tmp):
         words = [str(w).replace("{tmp}", str(tmp)) for w in argv]
         err = io.StringIO()
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()), contextlib.chdir(tmp), \
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()), _working_dir(tmp), \
                 mock.patch.dict(os.environ, {k: v.replace("{tmp}", str(tmp)) for k, v in (env or {}).items()}):
             try:
                 code = main(words)

@@ -320,7 +320,7 @@ def _finite_state(parts: TrainParts) -> bool:
     """Every floating parameter and buffer of the model and losses is finite."""
     tensors = [t.detach() for t in (*parts.step_module.parameters(), *parts.step_module.buffers())
                if t.is_floating_point()]
-    return not tensors or bool(torch.isfinite(torch.nn.utils.get_total_norm(tensors, norm_type=1.0)))
+    return not tensors or bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
 
 
 def _divergence(config: TrainConfig, step: int, epoch: int, what: str, trace=None) -> TrainingDiverged:
