@@ -10,6 +10,7 @@ must simply work (an extreme but valid input). Run this file as a script to prin
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import json
@@ -96,6 +97,7 @@ def finished_run() -> Path:
     """A finished tiny run (2 epochs, config TINY), made once and copied by the tries."""
     if "run" not in _TEMPLATE:
         root = Path(tempfile.mkdtemp(prefix="ceco-hostile-"))
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
         train(tiny(out_dir=str(root / "run")))
         _TEMPLATE["run"] = root / "run"
     return _TEMPLATE["run"]
