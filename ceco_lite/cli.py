@@ -13,8 +13,10 @@ configuration. An existing run is never replaced: ``--resume`` continues it,
 ``--overwrite`` starts it again. ``compare`` trains λ = 0 and CeCo for every seed
 and prints both side by side with the paired difference and its spread.
 Multi-GPU: ``torchrun --nproc_per_node=N -m ceco_lite train ...``. Errors are printed
-in one line (exit status 2; 3 when training diverged); set ``CECO_LITE_TRACEBACK=1``
-for the full traceback.
+in one line (exit status 2; 3 when training diverged; 1 for an internal error), warnings too; set
+``CECO_LITE_TRACEBACK=1`` for the full traceback. Ctrl-C (SIGINT, exit status 130) or
+SIGTERM (143) stops a run: the message says which epoch ``checkpoint.pt`` holds and
+how to continue.
 """
 from __future__ import annotations
 
@@ -23,11 +25,15 @@ import json
 import math
 import os
 import shlex
+import signal
 import sys
+import threading
+import warnings
 from pathlib import Path
 
-from .engine import PRESET_DESCRIPTIONS, PRESETS, RunResult, TrainingDiverged, compare, get_preset, run_dir, train
-from .fileio import CorruptFileError, FolderLockedError
+from .engine import (PRESET_DESCRIPTIONS, PRESETS, RunResult, TrainConfig, TrainingDiverged, compare, get_preset,
+                     run_dir, train)
+from .engine.checkpoint import load_checkpoint
 
 __all__ = ["main", "build_parser", "config_from_args", "format_results"]
 
@@ -145,28 +151,61 @@ def _is_main() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM received: stop like Ctrl-C (exit status 143)."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+def _is_out_option(word: str) -> bool:
+    name = word.split("=", 1)[0]
+    return len(name) >= 4 and "--out".startswith(name)
+
+
 def _resume_hint(argv: list[str], out: str) -> str:
-    words = [w for w in argv if w not in ("--resume", "--overwrite")]
-    if "--out" not in words:
-        words += ["--out", out]
-    return "ceco-lite " + shlex.join(words) + " --resume"
+    """The command that continues the interrupted run: ``argv`` as given (every option kept),
+    without --resume / --overwrite, with ``--out`` naming the run folder, plus ``--resume``."""
+    words, skip = [], False
+    for w in argv:
+        if skip:
+            skip = False
+        elif w in ("--resume", "--overwrite"):
+            continue
+        elif _is_out_option(w):
+            skip = "=" not in w
+        else:
+            words.append(w)
+    return "python -m ceco_lite " + shlex.join([*words, "--out", out, "--resume"])
+
+
+def _interrupted(config: TrainConfig, out: str, argv: list[str]) -> str:
+    """What an interrupted ``train`` leaves: the epoch its checkpoint holds and how to continue."""
+    ckpt = Path(out) / "checkpoint.pt"
+    try:
+        ck = load_checkpoint(ckpt) if ckpt.is_file() else None
+        ours = ck is not None and TrainConfig.from_dict(ck["config"]).result_dict() == config.result_dict()
+    except (OSError, ValueError, TypeError):
+        ours = False
+    if not ours:
+        return "interrupted before the first epoch finished: nothing to resume"
+    return (f"interrupted: {ckpt} holds epoch {ck['epoch']} of {config.epochs} (step {ck['step']}); "
+            f"continue with\n  {_resume_hint(argv, out)}")
 
 
 def _cmd_train(args, argv: list[str]) -> int:
     config = config_from_args(args)
-    out = args.out or str(run_dir(config))
+    if args.out is not None and not args.out.strip():
+        raise ValueError(f"--out must name a folder, got {args.out!r}")
+    out = args.out if args.out is not None else str(run_dir(config))
     config = config.replace(out_dir=out)
     try:
         result: RunResult = train(config)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if _is_main():
-            ckpt = Path(out) / "checkpoint.pt"
-            if ckpt.exists():
-                print(f"\ninterrupted: {ckpt} holds the last finished epoch; continue with\n  "
-                      f"{_resume_hint(argv, out)}", file=sys.stderr)
-            else:
-                print("\ninterrupted before the first epoch finished: nothing to resume", file=sys.stderr)
-        return 130
+            print("\n" + _interrupted(config, out, argv), file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
     if _is_main():
         print(format_results(result.metrics, title=f"{config.preset}  λ={config.ceco_lambda:g}  seed={config.seed}"))
         print(f"run folder: {out} (metrics.json, history.json, config.json, checkpoint.pt)")
@@ -188,34 +227,65 @@ def _cmd_presets() -> int:
     return 0
 
 
+#: Python spellings in library messages -> the command line's.
+_CLI_SPELLINGS = (
+    ("verify_checksums=False", "--no-verify-checksums"),
+    ("resume=True (--resume)", "--resume"),
+    ("overwrite=True (--overwrite)", "--overwrite"),
+    ("overwrite=True", "--overwrite"),
+    ("a lower learning rate, e.g. lr=", "a lower learning rate, e.g. --lr "),
+    ("(e.g. feature_dim=", "(e.g. --set feature_dim="),
+    ("data_root is given but", "--data-root is given but"),
+)
+
+
 def _cli_spelling(message: str) -> str:
     """Python argument names in library messages, as the command line spells them."""
-    return message.replace("verify_checksums=False", "--no-verify-checksums").replace(
-        "resume=True (--resume)", "--resume").replace("overwrite=True (--overwrite)", "--overwrite")
+    for python, cli in _CLI_SPELLINGS:
+        message = message.replace(python, cli)
+    return message
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"ceco-lite: warning: {_cli_spelling(str(message))}", file=sys.stderr if file is None else file)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``ceco-lite`` / ``python -m ceco_lite``; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if on_main_thread else None
     try:
-        if args.command == "presets":
-            return _cmd_presets()
-        if args.command == "train":
-            return _cmd_train(args, argv)
-        return _cmd_compare(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            if args.command == "presets":
+                return _cmd_presets()
+            if args.command == "train":
+                return _cmd_train(args, argv)
+            return _cmd_compare(args)
     except TrainingDiverged as exc:
-        print(f"ceco-lite: error: {exc}", file=sys.stderr)
+        print(f"ceco-lite: error: {_cli_spelling(str(exc))}", file=sys.stderr)
         return 3
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError, FolderLockedError, CorruptFileError,
-            RuntimeError) as exc:
+    except (ValueError, TypeError, OSError, RuntimeError) as exc:
+        # OSError: missing data (FileNotFoundError), an occupied run folder (FileExistsError), a damaged file
+        # (CorruptFileError), permissions; RuntimeError: a locked run folder (FolderLockedError), torch
         if os.environ.get("CECO_LITE_TRACEBACK"):
             raise
         print(f"ceco-lite: error: {_cli_spelling(str(exc))}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("\ninterrupted", file=sys.stderr)
-        return 130
+        return 143 if isinstance(exc, Terminated) else 130
+    except Exception as exc:  # noqa: BLE001 - an error of a kind ceco-lite does not raise: a defect
+        if os.environ.get("CECO_LITE_TRACEBACK"):
+            raise
+        print(f"ceco-lite: internal error: {type(exc).__name__}: {exc} (CECO_LITE_TRACEBACK=1 shows where)",
+              file=sys.stderr)
+        return 1
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 if __name__ == "__main__":  # pragma: no cover

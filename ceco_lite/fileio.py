@@ -15,6 +15,7 @@ the file; caches catch it and rebuild the entry.
 from __future__ import annotations
 
 import errno
+import glob
 import json
 import os
 import pickle
@@ -100,9 +101,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], Any]) -> None:
     The file gets the usual permissions (``0o666`` minus the umask), not the
     ``0o600`` of :func:`tempfile.mkstemp`. On any exception, including
     ``KeyboardInterrupt``, the temporary file is removed and ``path`` is unchanged.
+    Temporary files of ``path`` left by writers that died (e.g. killed by SIGKILL)
+    are removed first, so rewriting a file also cleans up after a killed writer.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_orphan_temporaries(path.parent, name=path.name)
     tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 & ~_umask())
     try:
@@ -213,8 +217,14 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_orphan_temporaries(folder: str | os.PathLike) -> list[Path]:
+def remove_orphan_temporaries(folder: str | os.PathLike, *, name: str | None = None) -> list[Path]:
     """Delete the temporary files of :func:`atomic_write` in ``folder`` whose writer has died.
+
+    Parameters
+    ----------
+    folder : path-like
+    name : str, optional
+        Only the temporaries of the file ``folder/name``.
 
     Returns
     -------
@@ -226,9 +236,10 @@ def remove_orphan_temporaries(folder: str | os.PathLike) -> list[Path]:
     removed = []
     if not folder.is_dir():
         return removed
-    for entry in folder.iterdir():
+    entries = folder.glob(f".{glob.escape(name)}.*.tmp") if name is not None else folder.iterdir()
+    for entry in entries:
         m = _TMP_RE.match(entry.name)
-        if m and not _pid_alive(int(m.group("pid"))):
+        if m and (name is None or m.group("name") == name) and not _pid_alive(int(m.group("pid"))):
             try:
                 entry.unlink()
                 removed.append(entry)

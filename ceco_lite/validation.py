@@ -28,6 +28,7 @@ from torch import Tensor
 __all__ = [
     "check_int",
     "check_optional_int",
+    "check_optional_path",
     "check_float",
     "check_positive",
     "check_bool",
@@ -154,6 +155,34 @@ def check_float(value: Any, name: str, *, minimum: float | None = None, maximum:
 def check_positive(value: Any, name: str) -> float:
     """A finite real number ``> 0`` (:func:`check_float` with a strict minimum of 0)."""
     return check_float(value, name, minimum=0.0, strict_minimum=True)
+
+
+def check_optional_path(value: Any, name: str) -> str | None:
+    """``None``, or a non-empty file or folder path (``str`` or :class:`os.PathLike`) returned as a ``str``.
+
+    Raises
+    ------
+    TypeError
+        Neither None, a str nor a path-like object.
+    ValueError
+        An empty (or blank) path, or one holding a NUL character.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> check_optional_path(Path("runs"), "out_dir")
+    'runs'
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str) and not hasattr(value, "__fspath__"):  # os.PathLike
+        raise TypeError(f"{name} must be a path (str), got {type(value).__name__} ({value!r})")
+    value = value if isinstance(value, str) else value.__fspath__()
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty path, got {value!r}")
+    if "\x00" in value:
+        raise ValueError(f"{name} must not contain NUL characters, got {value!r}")
+    return value
 
 
 def check_bool(value: Any, name: str) -> bool:

@@ -47,7 +47,7 @@ def test_train_writes_metrics_and_prints_table(tmp_path, capsys):
         (["train", "--preset", "synthetic-cpu", "--set", "epochs"], "KEY=VALUE"),
         (["compare", "--preset", "synthetic-cpu", "--lambda", "0"], "ceco_lambda must be > 0"),
         (["compare", "--preset", "synthetic-cpu", "--seeds", "0", "0"], "seeds must be distinct"),
-        (["train", "--preset", "synthetic-cpu", "--data-root", "/data"], "data_root is given but"),
+        (["train", "--preset", "synthetic-cpu", "--data-root", "/data"], "--data-root is given but"),
         (["train", "--preset", "synthetic-cpu", "--set", "num_classes=300"], "ignore_index must lie outside"),
     ],
 )
@@ -95,3 +95,84 @@ def test_module_entry_point():
     assert proc.returncode == 0, proc.stderr
     for name in ("synthetic-cpu", "cityscapes-sample", "cityscapes", "cifar10-lt", "cifar100-lt"):
         assert name in proc.stdout
+
+
+# ------------------------------------------------------------- interrupts and messages
+def _interrupt_at(monkeypatch, call: int, how):
+    """Make the ``call``-th training step raise KeyboardInterrupt (or send SIGTERM to this process)."""
+    import ceco_lite.engine.step as step
+
+    calls = {"n": 0}
+    orig = step.TrainStep.forward
+
+    def forward(self, x, y):
+        calls["n"] += 1
+        if calls["n"] == call:
+            how()
+        return orig(self, x, y)
+
+    monkeypatch.setattr(step.TrainStep, "forward", forward)
+
+
+def _ctrl_c():
+    raise KeyboardInterrupt
+
+
+def test_interrupt_before_the_first_checkpoint_says_so(tmp_path, capsys, monkeypatch):
+    _interrupt_at(monkeypatch, 1, _ctrl_c)
+    assert main(["train", *TINY, "--epochs", "3", "--out", str(tmp_path / "r")]) == 130
+    err = capsys.readouterr().err
+    assert "nothing to resume" in err and "intact" not in err and "--resume" not in err
+
+
+def test_sigterm_stops_like_ctrl_c_and_the_hint_continues_the_run(tmp_path, capsys, monkeypatch):
+    """SIGTERM in epoch 2 of 3 (2 steps per epoch): checkpoint.pt holds epoch 1; the printed command
+    keeps every option given (--epochs too) and finishes the run (bitwise resumption: test_engine)."""
+    import os
+    import shlex
+    import signal
+
+    out = tmp_path / "r"
+    _interrupt_at(monkeypatch, 3, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    assert main(["train", *TINY, "--epochs", "3", "--lr", "0.05", "--out", str(out)]) == 143
+    err = capsys.readouterr().err
+    assert f"{out / 'checkpoint.pt'} holds epoch 1 of 3 (step 2)" in err
+    hint = err.strip().splitlines()[-1].strip()
+    assert hint.startswith("python -m ceco_lite train") and hint.endswith("--resume") and "--epochs 3" in hint
+    monkeypatch.undo()
+    assert main(shlex.split(hint)[3:]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["epochs_run"] == 3 and m["config"]["lr"] == 0.05
+
+
+def test_compare_with_one_seed_shows_no_spread(tmp_path, capsys):
+    assert main(["compare", *TINY, "--max-steps", "1", "--seeds", "0", "--lambda", "0.5", "--out",
+                 str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "one seed: no spread" in text and "n/a" in text and "± 0.000" not in text
+
+
+def test_unexpected_errors_and_warnings_are_one_line(tmp_path, capsys, monkeypatch):
+    import warnings
+
+    import ceco_lite.cli as cli
+
+    def boom(config):
+        warnings.warn("something to know", UserWarning)
+        raise KeyError("surprise")
+
+    monkeypatch.setattr(cli, "train", boom)
+    assert main(["train", *TINY, "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["ceco-lite: warning: something to know",
+                   "ceco-lite: internal error: KeyError: 'surprise' (CECO_LITE_TRACEBACK=1 shows where)"]
+
+
+def test_cifar_checksum_failure_is_one_line_with_the_cli_option(tmp_path, capsys, data_dir):
+    if not (data_dir / "cifar" / "cifar-10-batches-py").is_dir():
+        pytest.skip("no CIFAR-10 copy")
+    assert main(["train", "--preset", "cifar10-lt", "--max-steps", "1", "--no-progress", "--out",
+                 str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--no-verify-checksums" in err and "verify_checksums=False" not in err
+    assert "cifar10-lt" in err and "Traceback" not in err

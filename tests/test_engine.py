@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 
 import numpy as np
 import pytest
@@ -310,3 +311,211 @@ def test_real_data_presets_tiny(name):
     score = m["miou"] if "city" in name else m["top1"]
     assert 0 <= score <= 100 and len(m["per_class"]) == res.config.num_classes
     assert set(m["groups"]) == {"head", "common", "tail"}
+
+
+# ------------------------------------------------------- run folders under hostile use
+def test_run_folder_is_never_replaced_silently(tmp_path):
+    out = tmp_path / "X"
+    train(tiny(epochs=3, out_dir=str(out)))
+    files = ("config.json", "checkpoint.pt", "history.json", "metrics.json")
+    before = {n: (out / n).read_bytes() for n in files}
+    with pytest.raises(FileExistsError, match="resume=True"):
+        train(tiny(epochs=1, lr=0.01, out_dir=str(out)))
+    with pytest.raises(ValueError, match=r"epochs: 3 -> 1; lr: 0.1 -> 0.01"):
+        train(tiny(epochs=1, lr=0.01, out_dir=str(out), resume=True))
+    assert {n: (out / n).read_bytes() for n in files} == before
+
+
+def test_default_run_folder_follows_every_result_field():
+    from ceco_lite.engine import RUN_FIELDS, run_dir
+
+    base = tiny()
+    changes = {"lr": 0.01, "epochs": 3, "image_size": (8, 8), "num_images": 32, "batch_size": 4, "seed": 1,
+               "ignore_index": 100, "feature_dim": 16, "momentum": 0.5, "augment": False, "max_steps": 1,
+               "weight_decay": 0.0, "imbalance_factor": 10.0, "num_val_images": 4, "ceco_variant": "released",
+               "in2nect_weight": 0.1, "fixed_pixel_classifier": True, "schedule": "constant", "amp": "off",
+               "synthetic_options": {"noise_level": 0.1}, "nc_max_images": 4, "eval_every": 2, "save_features": 3}
+    folders = {name: run_dir(base.replace(**{name: value})) for name, value in changes.items()}
+    assert len(set(folders.values()) | {run_dir(base)}) == len(changes) + 1
+    assert not set(changes) & set(RUN_FIELDS)
+    # the fields that do not change results do not change the folder either
+    same = base.replace(num_threads=1, progress=True, out_dir="elsewhere", num_workers=2, checkpoint=False)
+    assert run_dir(same) == run_dir(base)
+
+
+def test_overwrite_keeps_the_old_run_until_the_new_one_is_built(tmp_path):
+    from ceco_lite.fileio import read_json
+
+    out = tmp_path / "X"
+    train(tiny(epochs=2, out_dir=str(out)))
+    with pytest.raises(ValueError, match="feature_dim"):  # the new run cannot be built: nothing is deleted
+        train(tiny(epochs=2, num_classes=40, out_dir=str(out), overwrite=True))
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 2 and read_json(out / "config.json")["lr"] == 0.1
+
+    def stop(rec, hist):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # the replacing run is interrupted after its first epoch
+        train(tiny(epochs=3, lr=0.05, out_dir=str(out), overwrite=True), callback=stop)
+    ck = load_checkpoint(out / "checkpoint.pt")
+    assert read_json(out / "config.json")["lr"] == ck["config"]["lr"] == 0.05 and ck["epoch"] == 1
+    assert not (out / "metrics.json").exists()  # the old run's results went with it
+    res = train(tiny(epochs=3, lr=0.05, out_dir=str(out), resume=True))
+    assert res.metrics["epochs_run"] == 3
+
+
+def test_a_run_that_never_finished_an_epoch_leaves_a_reusable_folder(tmp_path):
+    out = tmp_path / "X"
+    with pytest.raises(ValueError, match="feature_dim"):  # fails while building: the folder it made goes
+        train(tiny(num_classes=40, out_dir=str(out)))
+    assert not out.exists()
+    from ceco_lite.engine import TrainingDiverged
+
+    with pytest.raises(TrainingDiverged):  # fails in epoch 1: only config.json is left ...
+        train(tiny(lr=1e6, ceco_lambda=0.0, out_dir=str(out)))
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "config.json"]
+    res = train(tiny(max_steps=1, out_dir=str(out)))  # ... and a new run may take the folder without flags
+    assert res.metrics["steps"] == 1
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the holder uses fcntl.flock")
+def test_a_second_process_cannot_use_a_locked_folder(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from ceco_lite.fileio import FolderLockedError
+
+    out = tmp_path / "X"
+    out.mkdir()
+    holder = subprocess.Popen(  # another process holding the run folder's lock (no torch: starts fast)
+        [sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+         "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, str(os.getpid()).encode()); print('locked', flush=True); "
+         "time.sleep(120)", str(out / ".lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(FolderLockedError, match=rf"{out} is in use by another training run \(process "
+                                                    rf"{holder.pid}\)"):
+            train(tiny(max_steps=1, out_dir=str(out)))
+        assert not (out / "config.json").exists()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert train(tiny(max_steps=1, out_dir=str(out))).metrics["steps"] == 1  # a killed holder frees the folder
+
+
+def test_more_than_255_classes_need_another_ignore_index():
+    with pytest.raises(ValueError, match="ignore_index must lie outside"):
+        tiny(num_classes=300)
+    res = train(tiny(num_classes=300, ignore_index=-1, feature_dim=299, max_steps=1))
+    assert len(res.metrics["per_class"]) == 300 and res.metrics["steps"] == 1
+
+
+def test_ignore_index_only_renames_the_ignored_pixels():
+    """Synthetic data with an ignored region: ignore_index 255 and -7 train the same weights; decoded
+    targets carry the configured label only."""
+    from ceco_lite.engine.data import load_data
+
+    kw = dict(synthetic_options={"ignore_region": True}, max_steps=2)
+    data = load_data(tiny(ignore_index=-7, **kw))
+    _, y = data.decode(data.train_x, data.train_y)
+    assert (y == -7).any() and not (y == 255).any()
+    a, b = train(tiny(**kw)), train(tiny(ignore_index=-7, **kw))
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert json.dumps(a.metrics["per_class"]) == json.dumps(b.metrics["per_class"])  # NaN: absent classes
+    assert a.metrics["class_counts"] == b.metrics["class_counts"]
+
+
+def test_labels_outside_the_classes_are_refused():
+    from ceco_lite.engine.data import label_counts
+
+    assert label_counts(torch.tensor([0, 1, 255], dtype=torch.uint8), 2, 255, "m").tolist() == [1, 1]
+    with pytest.raises(ValueError, match=r"masks of x hold labels \[7\] outside the classes 0..4"):
+        label_counts(torch.tensor([[0, 7], [255, 4]], dtype=torch.uint8), 5, 255, "the masks of x")
+    with pytest.raises(ValueError, match=r"\[-3, 9\]"):
+        label_counts(torch.tensor([-3, 0, 9, -1]), 5, -1, "labels")
+
+
+@pytest.mark.parametrize("kw", [dict(ceco_lambda=0.0), dict(ceco_lambda=1.0), dict(lr=1e30)])
+def test_divergence_names_the_step_and_a_lower_learning_rate(kw):
+    from ceco_lite.engine import TrainingDiverged
+
+    lr = kw.pop("lr", 1e6)
+    with pytest.raises(TrainingDiverged, match=rf"diverged at step \d+ \(epoch 1\).*lower learning rate, "
+                                               rf"e.g. lr={re.escape(f'{lr / 10:g}')}$"):
+        train(tiny(lr=lr, **kw))
+
+
+def test_evaluation_refuses_non_finite_outputs():
+    from ceco_lite.engine.evaluation import NonFiniteOutputs, collect_nc_stats, evaluate
+    from ceco_lite.engine.runtime import Runtime
+    from ceco_lite.engine.trainer import build
+
+    cfg = tiny()
+    parts = build(cfg, Runtime(torch.device("cpu")))
+    with torch.no_grad():
+        parts.model.classifier.weight.fill_(float("nan"))
+    with pytest.raises(NonFiniteOutputs, match="logits"):
+        evaluate(parts.model, parts.data, Runtime(torch.device("cpu")))
+    with torch.no_grad():
+        next(parts.model.parameters()).fill_(float("inf"))
+    with pytest.raises(NonFiniteOutputs, match="features"):
+        collect_nc_stats(parts.model, parts.data, Runtime(torch.device("cpu")))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "text", "random", "other model"])
+def test_damaged_checkpoint_is_named_on_resume(tmp_path, damage):
+    from ceco_lite.fileio import CorruptFileError
+
+    out = tmp_path / "X"
+    train(tiny(out_dir=str(out), epochs=2, max_steps=3))
+    path = out / "checkpoint.pt"
+    raw = path.read_bytes()
+    if damage == "other model":
+        ck = torch.load(path, weights_only=False)
+        ck["model"] = {k: v.flatten()[:1] for k, v in ck["model"].items()}
+        torch.save(ck, path)
+    else:
+        path.write_bytes({"truncated": raw[:len(raw) // 3], "empty": b"", "text": b"7 not a checkpoint\n",
+                          "random": os.urandom(3000)}[damage])
+    with pytest.raises(CorruptFileError, match=r"checkpoint\.pt is damaged"):
+        train(tiny(out_dir=str(out), epochs=2, max_steps=3, resume=True))
+
+
+def test_resuming_a_finished_run_rewrites_damaged_records(tmp_path):
+    from ceco_lite.fileio import read_json
+
+    out = tmp_path / "X"
+    train(tiny(out_dir=str(out), max_steps=2))
+    (out / "history.json").write_text("[{")
+    (out / "metrics.json").write_bytes(b"")
+    res = train(tiny(out_dir=str(out), max_steps=2, resume=True))
+    assert len(read_json(out / "history.json")) == len(res.history)
+    assert read_json(out / "metrics.json")["steps"] == 2
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:x", "cpu:x", "cuda:-1", "", "CUDA"])
+def test_bad_device_strings_name_the_device(device):
+    with pytest.raises(ValueError, match="device must be"):
+        tiny(device=device)
+
+
+def test_unusable_ceco_data_dir_is_named(monkeypatch, tmp_path):
+    monkeypatch.setenv("CECO_DATA_DIR", str(tmp_path / "absent"))
+    with pytest.raises(FileNotFoundError, match=rf"CECO_DATA_DIR={tmp_path / 'absent'} is not a folder"):
+        train(get_preset("cityscapes-sample", progress=False, out_dir=str(tmp_path / "run")))
+    assert not (tmp_path / "run").exists()
+
+
+def test_run_files_get_the_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "X"
+        train(tiny(out_dir=str(out), max_steps=1, save_features=1))
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()}
+    assert modes == {n: 0o644 for n in (".lock", "config.json", "checkpoint.pt", "history.json", "metrics.json",
+                                        "features.pt")}
+    assert out.stat().st_mode & 0o777 == 0o755

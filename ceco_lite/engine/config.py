@@ -20,14 +20,18 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
+import os
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from data_utils import make_synthetic_segmentation
 from data_utils.registry import DatasetSpec, get_dataset
 
 from ..validation import (check_bool, check_choice, check_float, check_ignore_index, check_int, check_num_classes,
-                          check_optional_int, check_positive, check_seed, check_size)
+                          check_optional_int, check_optional_path, check_positive, check_seed, check_size)
 
 __all__ = ["TrainConfig", "RUN_FIELDS"]
 
@@ -36,6 +40,16 @@ _VARIANTS = ("paper", "released")
 _SYNC = ("global", "local")
 _AMP = ("auto", "bf16", "off")
 _DEVICE_TYPES = ("auto", "cpu", "cuda", "mps")
+_DEVICE_RE = re.compile(r"^(cpu|cuda|mps)(:\d+)?$|^auto$")
+#: Largest seed: NumPy's limit (``2**32 - 1``).
+MAX_SEED = 2**32 - 1
+#: Upper bounds on the CPU threads and loader workers one run may ask for.
+MAX_THREADS = 1024
+#: ``synthetic_options`` that :func:`data_utils.make_synthetic_segmentation` accepts (plus ``val_seed``).
+SYNTHETIC_OPTIONS = tuple(sorted(
+    {n for n in inspect.signature(make_synthetic_segmentation).parameters
+     if n not in ("num_images", "num_classes", "size", "imbalance_factor", "generator", "ignore_index")}
+    | {"val_seed"}))
 
 #: The fields that do not change what a run computes: where it is written, how it is shown,
 #: how many CPU threads or loader workers it uses, and whether it resumes or overwrites.
@@ -178,9 +192,11 @@ class TrainConfig:
             setattr(self, name, check_int(getattr(self, name), name, minimum=1))
         for name in ("save_features", "num_workers", "warmup_epochs"):
             setattr(self, name, check_int(getattr(self, name), name, minimum=0))
-        self.seed = check_seed(self.seed)
+        self.seed = check_int(check_seed(self.seed), "seed", maximum=MAX_SEED)
         for name in ("max_steps", "nc_max_images", "num_threads", "feature_dim", "limit_images"):
             setattr(self, name, check_optional_int(getattr(self, name), name, minimum=1))
+        for name in ("num_threads", "num_workers"):
+            check_optional_int(getattr(self, name), name, maximum=MAX_THREADS)
         self.imbalance_factor = check_float(self.imbalance_factor, "imbalance_factor", minimum=1.0)
         self.ceco_lambda = check_float(self.ceco_lambda, "ceco_lambda", minimum=0.0,
                                        hint="λ = 0 is the cross-entropy baseline")
@@ -200,10 +216,10 @@ class TrainConfig:
             self.channels_last = check_bool(self.channels_last, "channels_last")
         if not isinstance(self.pretrained, (bool, str)):
             raise TypeError(f"pretrained must be a bool, 'backbone' or 'full', got {self.pretrained!r}")
-        if not isinstance(self.device, str) or self.device.split(":")[0] not in _DEVICE_TYPES:
+        if not isinstance(self.device, str) or not _DEVICE_RE.match(self.device):
             raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:<index>' or 'mps', got {self.device!r}")
-        if self.device.startswith("cuda:") and not self.device[5:].isdigit():
-            raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:<index>' or 'mps', got {self.device!r}")
+        for name in ("out_dir", "data_root"):
+            setattr(self, name, check_optional_path(getattr(self, name), name))
         if not isinstance(self.model, str) or not self.model:
             raise TypeError(f"model must be a model name (str), got {self.model!r}")
         if self.ceco_variant == "released" and self.task != "segmentation":
@@ -213,6 +229,15 @@ class TrainConfig:
         for name in ("synthetic_options", "model_options"):
             if not isinstance(getattr(self, name), dict):
                 raise TypeError(f"{name} must be a dict, got {type(getattr(self, name)).__name__}")
+        if self.dataset == "synthetic":
+            unknown = sorted(set(map(str, self.synthetic_options)) - set(SYNTHETIC_OPTIONS))
+            if unknown:
+                raise ValueError(f"synthetic_options has unknown key(s) {unknown}; known: {list(SYNTHETIC_OPTIONS)}")
+            if self.synthetic_options.get("ignore_region") and self.num_classes > 255:
+                raise ValueError("synthetic_options ignore_region=True marks ignored pixels with 255, which is a class "
+                                 f"when num_classes > 255 (got num_classes={self.num_classes})")
+        elif self.synthetic_options:
+            raise ValueError(f"synthetic_options are given but dataset={self.dataset!r} is not generated")
         if self.resume and self.overwrite:
             raise ValueError("resume=True and overwrite=True contradict each other: choose one")
         if self.data_root is not None and not spec.needs_files:
@@ -255,6 +280,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        if not isinstance(d, dict):
+            raise TypeError(f"a TrainConfig is made from a dict of its fields, got {type(d).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:

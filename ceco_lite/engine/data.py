@@ -30,17 +30,22 @@ Each data set is loaded by its entry in the data-set registry
 """
 from __future__ import annotations
 
+import os
+import warnings
 from dataclasses import dataclass, field
 
 import torch
 from torchvision.transforms.v2.functional import normalize
 
 from data_utils import imbalance_stats
+from data_utils.paths import ENV_VAR
 from data_utils.registry import LoadRequest
 from data_utils.stats import head_common_tail, imbalance_factor
 
+from ..validation import IGNORE_INDEX
+
 __all__ = ["DataBundle", "load_data", "iterate_batches", "class_groups", "decode_batch", "epoch_generator",
-           "random_crop"]
+           "random_crop", "resolve_data_root", "label_counts"]
 
 #: Seed of the fixed random subset of training images on which NC statistics are measured.
 NC_SUBSET_SEED = 12345
@@ -61,6 +66,10 @@ class DataBundle:
     num_classes : int
     task : {"segmentation", "classification"}
     ignore_index : int
+        The label of ignored pixels in decoded targets (the configuration's ``ignore_index``).
+    stored_ignore_index : int or None
+        The label of ignored pixels in the stored masks (255, the data sets' convention);
+        :meth:`decode` maps it to ``ignore_index``. None: the stored masks ignore nothing.
     class_counts : Tensor
         ``(K,)`` training pixels (or images) per class.
     groups : dict
@@ -88,6 +97,7 @@ class DataBundle:
     task: str = "segmentation"
     ignore_index: int = 255
     nc_index: torch.Tensor | None = None
+    stored_ignore_index: int | None = None
 
     def to(self, device) -> "DataBundle":
         """Move the four tensors (and the NC subset) to ``device``, in place; returns ``self``."""
@@ -98,9 +108,12 @@ class DataBundle:
         return self
 
     def decode(self, x: torch.Tensor, y: torch.Tensor | None = None):
-        """Model-ready float32 images (and int64 targets) of stored ``x`` (and ``y``):
-        :func:`decode_batch` with this bundle's ``mean`` / ``std``."""
-        return decode_batch(x, y, mean=self.mean, std=self.std)
+        """Model-ready float32 images (and int64 targets, ignored pixels labelled ``ignore_index``)
+        of stored ``x`` (and ``y``): :func:`decode_batch` with this bundle's ``mean`` / ``std``."""
+        relabel = None
+        if self.stored_ignore_index is not None and self.stored_ignore_index != self.ignore_index:
+            relabel = (self.stored_ignore_index, self.ignore_index)
+        return decode_batch(x, y, mean=self.mean, std=self.std, relabel=relabel)
 
     def use_nc_subset(self, max_images: int | None) -> "DataBundle":
         """Measure NC statistics on a fixed random subset of ``max_images`` training images
@@ -127,7 +140,7 @@ class DataBundle:
         raise ValueError(f"split must be 'train', 'val' or 'nc', got {name!r}")
 
 
-def decode_batch(x: torch.Tensor, y: torch.Tensor | None = None, *, mean=None, std=None):
+def decode_batch(x: torch.Tensor, y: torch.Tensor | None = None, *, mean=None, std=None, relabel=None):
     """Turn a stored mini-batch into model input, on ``x``'s device.
 
     Parameters
@@ -141,6 +154,8 @@ def decode_batch(x: torch.Tensor, y: torch.Tensor | None = None, *, mean=None, s
         Masks ``(B, H, W)`` or labels ``(B,)`` of any integer dtype; returned as int64.
     mean, std : sequence of 3 floats, optional
         Channel statistics of the [0, 1] images (e.g. ImageNet's for Cityscapes).
+    relabel : (int, int), optional
+        ``(stored, new)``: target values ``stored`` (the stored ignore label) become ``new``.
 
     Returns
     -------
@@ -165,7 +180,10 @@ def decode_batch(x: torch.Tensor, y: torch.Tensor | None = None, *, mean=None, s
         raise TypeError(f"x must be uint8 or floating-point images, got dtype {x.dtype}")
     if y is None:
         return x
-    return x, y.long()
+    y = y.long()
+    if relabel is not None:
+        y = torch.where(y == relabel[0], torch.full_like(y, relabel[1]), y)
+    return x, y
 
 
 # ---------------------------------------------------------------- split helper
@@ -213,27 +231,107 @@ def _request(config, split: str, num_images: int) -> LoadRequest:
     )
 
 
+def resolve_data_root(config):
+    """The folder of ``config``'s data set (None for generated data), as the registry finds it.
+
+    Raises
+    ------
+    FileNotFoundError
+        Real data that cannot be found; when ``data_root`` is not given and ``CECO_DATA_DIR``
+        names no folder, the message says so.
+    """
+    spec = config.dataset_spec
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # an unusable CECO_DATA_DIR: said in the error below
+        try:
+            return spec.resolve_root(config.data_root)
+        except FileNotFoundError as exc:
+            env = os.environ.get(ENV_VAR)
+            if config.data_root is None and env and not os.path.isdir(os.path.expanduser(env)):
+                raise FileNotFoundError(f"{ENV_VAR}={env} is not a folder (it is ignored); {exc}") from None
+            raise
+
+
+def label_counts(y: torch.Tensor, num_classes: int, ignore: int | None, what: str) -> torch.Tensor:
+    """The ``(K,)`` class counts of the targets ``y`` after checking that each value is a class
+    ``0..K-1`` or ``ignore`` (None: no value is ignored).
+
+    Raises
+    ------
+    ValueError
+        ``y`` holds other values; the message names ``what`` (e.g. the data set and split)
+        and the first offending values.
+
+    Examples
+    --------
+    >>> label_counts(torch.tensor([0, 2, 255, 2]), 3, 255, "masks").tolist()
+    [1, 0, 2]
+    """
+    flat = y.reshape(-1)
+    if flat.dtype == torch.uint8:  # real masks: one pass over 256 bins
+        counts = torch.bincount(flat, minlength=256)
+        outside = (counts[num_classes:].nonzero().flatten() + num_classes).tolist()
+    else:
+        inside = (flat >= 0) & (flat < num_classes)
+        counts = torch.bincount(flat[inside].long(), minlength=num_classes)
+        outside = torch.unique(flat[~inside]).tolist() if not bool(inside.all()) else []
+    bad = [v for v in outside if v != ignore]
+    if bad:
+        allowed = f"the classes 0..{num_classes - 1}" + (f" and the ignore label {ignore}" if ignore is not None else "")
+        raise ValueError(f"{what} hold labels {bad[:8]} outside {allowed}")
+    return counts[:num_classes].cpu().long()
+
+
+def _load_split(spec, root, request: LoadRequest):
+    """``spec.load_split``; a failure of another kind than the loaders' documented ones (OSError,
+    ValueError, TypeError) -- e.g. an unpicklable CIFAR batch -- becomes a ValueError naming the data."""
+    try:
+        return spec.load_split(root, request)
+    except (OSError, ValueError, TypeError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - re-raised with the data set and folder named
+        where = f" under {root}" if root is not None else ""
+        raise ValueError(f"cannot read the {request.split!r} split of dataset {spec.name!r}{where}: "
+                         f"{type(exc).__name__}: {exc}") from exc
+
+
 def load_data(config) -> DataBundle:
     """Load ``config.dataset`` into a :class:`DataBundle` (on the CPU), through its registry entry.
 
     Real data are stored as uint8 (decode batches with :meth:`DataBundle.decode`),
-    synthetic data as float32 / int64. The NC-statistics subset follows
-    ``config.nc_max_images``.
+    synthetic data as float32 / int64. Ignored pixels end up labelled ``config.ignore_index``:
+    8-bit masks keep the data sets' 255 and :meth:`DataBundle.decode` relabels them, int64
+    masks are relabelled here (with ``num_classes <= 255``, where 255 is no class). The
+    NC-statistics subset follows ``config.nc_max_images``.
 
     Raises
     ------
     FileNotFoundError
         Real data that cannot be found (the message says how to get them).
+    ValueError
+        Targets that are neither a class ``0..K-1`` nor the ignore label (e.g. 255 as a class
+        label with ``num_classes > 255``).
     """
     spec = config.dataset_spec
-    root = spec.resolve_root(config.data_root)
-    tx, ty = spec.load_split(root, _request(config, "train", config.num_images))
-    vx, vy = spec.load_split(root, _request(config, spec.eval_split, config.num_val_images))
+    root = resolve_data_root(config)
+    tx, ty = _load_split(spec, root, _request(config, "train", config.num_images))
+    vx, vy = _load_split(spec, root, _request(config, spec.eval_split, config.num_val_images))
     k, ignore = config.num_classes, config.ignore_index
-    counts = torch.bincount(ty[ty != ignore].flatten().long(), minlength=k)[:k]
-    groups, info = class_groups(counts, ty if ty.dim() == 3 else None, k, ignore_index=ignore)
+    if ty.dtype == torch.uint8:  # 8-bit masks mark ignored pixels with 255; decoding relabels them
+        stored = IGNORE_INDEX
+    else:
+        stored = ignore
+        if ty.dim() == 3 and k <= IGNORE_INDEX and ignore != IGNORE_INDEX:  # loaders' 255 -> ignore_index
+            for t in (ty, vy):
+                t.masked_fill_(t == IGNORE_INDEX, ignore)
+    if spec.task != "segmentation":
+        stored = None
+    counts = label_counts(ty, k, stored, f"the training targets of dataset {config.dataset!r}")
+    label_counts(vy, k, stored, f"the {spec.eval_split!r} targets of dataset {config.dataset!r}")
+    groups, info = class_groups(counts, ty if ty.dim() == 3 else None, k,
+                                ignore_index=stored if stored is not None else -1)
     data = DataBundle(tx, ty, vx, vy, k, counts, groups, info, mean=spec.mean, std=spec.std, task=spec.task,
-                      ignore_index=ignore)
+                      ignore_index=ignore, stored_ignore_index=stored)
     return data.use_nc_subset(config.nc_max_images)
 
 

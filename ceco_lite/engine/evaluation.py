@@ -23,7 +23,15 @@ from .data import DataBundle
 from .metrics import ConfusionEvaluator
 from .runtime import Runtime
 
-__all__ = ["evaluate", "collect_nc_stats", "sample_features", "upsample_logits", "predict"]
+__all__ = ["evaluate", "collect_nc_stats", "sample_features", "upsample_logits", "predict", "NonFiniteOutputs"]
+
+
+class NonFiniteOutputs(FloatingPointError):
+    """The model's logits or features are NaN or infinite (its weights have diverged)."""
+
+
+def _non_finite(what: str, split: str) -> NonFiniteOutputs:
+    return NonFiniteOutputs(f"the model's {what} on the {split!r} split are NaN or infinite")
 
 
 def upsample_logits(logits: torch.Tensor, size) -> torch.Tensor:
@@ -77,6 +85,8 @@ def _model_batches(model, data: DataBundle, runtime: Runtime, split: str):
 def _feature_batches(model, data: DataBundle, runtime: Runtime, split: str):
     for out, yb in _model_batches(model, data, runtime, split):
         feats = out["features"].float()
+        if not bool(torch.isfinite(feats).all()):
+            raise _non_finite("features", split)
         if data.task == "segmentation":
             feats, yb = align_features_and_labels(feats, yb)
         yield feats, yb
@@ -92,16 +102,25 @@ def evaluate(model: nn.Module, data: DataBundle, runtime: Runtime, *, split: str
         ``miou`` (segmentation) or ``top1`` (classification), ``per_class``, ``head``,
         ``common``, ``tail``, ``mean_class_acc`` and, for segmentation, ``pixel_acc``; all in
         percent (see :func:`ceco_lite.engine.metrics.scores_from_confusion`).
+
+    Raises
+    ------
+    NonFiniteOutputs
+        Some logits are NaN or infinite (their argmax would be meaningless).
     """
     was_training = model.training
     model.eval()
     ev = ConfusionEvaluator(data.num_classes, data.task, ignore_index=data.ignore_index, device=runtime.device)
+    finite = torch.ones((), dtype=torch.bool, device=runtime.device)
     for out, yb in _model_batches(model, data, runtime, split):
         logits = out["logits"]
+        finite &= torch.isfinite(logits).all()
         if data.task == "segmentation":
             logits = upsample_logits(logits, yb.shape[-2:])
         ev.update(logits.argmax(1), yb)
     model.train(was_training)
+    if not bool(finite):
+        raise _non_finite("logits", split)
     return ev.compute(data.groups)
 
 
@@ -111,7 +130,7 @@ def collect_nc_stats(model: nn.Module, data: DataBundle, runtime: Runtime, *, sp
 
     Segmentation labels are resampled (nearest) to the feature resolution
     (:func:`ceco_lite.align_features_and_labels`). Returns ``{}`` when fewer than two
-    classes are present.
+    classes are present; raises :class:`NonFiniteOutputs` when features are NaN or infinite.
     """
     was_training = model.training
     model.eval()

@@ -16,7 +16,7 @@ from typing import Iterator
 import torch
 import torch.distributed as dist
 
-__all__ = ["Runtime", "start_runtime", "resolve_device"]
+__all__ = ["Runtime", "start_runtime", "resolve_device", "torchrun_world"]
 
 
 def resolve_device(spec: str = "auto") -> torch.device:
@@ -99,16 +99,75 @@ class Runtime:
         if self.distributed:
             dist.barrier()
 
+    def _collective_device(self) -> torch.device:
+        return self.device if dist.get_backend() == "nccl" else torch.device("cpu")
+
+    def agree(self, failure: BaseException | None = None) -> None:
+        """Wait for every process and raise on all of them when any of them failed.
+
+        Work done by one process only (rank 0 evaluates and writes files) or that may
+        fail on one process only ends with ``runtime.agree(failure)``: ``failure`` (the
+        exception caught there, or None) is re-raised where it happened, and the other
+        processes raise a :class:`RuntimeError` saying that another process failed --
+        instead of waiting for it at the next collective operation. In a single process
+        it just raises ``failure`` when given.
+        """
+        if self.distributed:
+            flag = torch.tensor([0 if failure is None else 1], dtype=torch.int64, device=self._collective_device())
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            if failure is None and int(flag):
+                raise RuntimeError(f"process {self.rank} of {self.world_size} stops because another process of "
+                                   "this run failed (its message says why)")
+        if failure is not None:
+            raise failure
+
+    def min_over_processes(self, value: int) -> int:
+        """The smallest of the processes' ``value`` (``value`` itself in a single process)."""
+        if not self.distributed:
+            return int(value)
+        t = torch.tensor([int(value)], dtype=torch.int64, device=self._collective_device())
+        dist.all_reduce(t, op=dist.ReduceOp.MIN)
+        return int(t)
+
+
+def _env_int(name: str, default: int, minimum: int, maximum: int | None = None) -> int:
+    """An integer environment variable set by ``torchrun`` (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``)."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"the environment variable {name} must be an integer, got {text!r}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        upper = f" and <= {maximum}" if maximum is not None else ""
+        raise ValueError(f"the environment variable {name} must be >= {minimum}{upper}, got {value}")
+    return value
+
+
+def torchrun_world() -> tuple[int, int, int]:
+    """``(world_size, rank, local_rank)`` from the environment ``torchrun`` sets (``(1, 0, 0)`` without it).
+
+    Raises
+    ------
+    ValueError
+        A variable that is not an integer, ``WORLD_SIZE < 1``, or a ``RANK`` outside ``[0, WORLD_SIZE)``.
+    """
+    world = _env_int("WORLD_SIZE", 1, 1)
+    rank = _env_int("RANK", 0, 0, world - 1)
+    local = _env_int("LOCAL_RANK", 0, 0)
+    return world, rank, local
+
 
 def _join_process_group() -> tuple[bool, int, int, bool]:
     """(distributed, rank, world_size, initialised_here) -- joins a ``torchrun`` group if one is set up."""
     if dist.is_available() and dist.is_initialized():
         return True, dist.get_rank(), dist.get_world_size(), False
-    ws = int(os.environ.get("WORLD_SIZE", "1"))
+    ws = torchrun_world()[0]
     if ws > 1 and dist.is_available():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         if backend == "nccl":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(torchrun_world()[2])
         dist.init_process_group(backend=backend)
         return True, dist.get_rank(), dist.get_world_size(), True
     return False, 0, 1, False
@@ -125,20 +184,23 @@ def start_runtime(config) -> Iterator[Runtime]:
     Raises
     ------
     ValueError
-        Unavailable device; a global batch not divisible by the number of processes.
+        Unavailable device; a global batch not divisible by the number of processes; malformed
+        ``torchrun`` variables (:func:`torchrun_world`).
     """
+    world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else torchrun_world()[0]
+    if world > 1 and config.batch_size % world:  # checked before waiting for the other processes
+        raise ValueError(f"batch_size={config.batch_size} (the global batch) must be divisible by the "
+                         f"world size {world}")
     old_threads = torch.get_num_threads()
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     distributed, rank, world, init_here = _join_process_group()
     try:
         if distributed and torch.cuda.is_available() and config.device in ("auto", "cuda"):
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", torch.cuda.current_device())))
+            local = torchrun_world()[2] if os.environ.get("LOCAL_RANK") else torch.cuda.current_device()
+            device = torch.device("cuda", local)
         else:
             device = resolve_device(config.device)
-        if distributed and config.batch_size % world:
-            raise ValueError(f"batch_size={config.batch_size} (the global batch) must be divisible by the "
-                             f"world size {world}")
         amp = config.amp == "bf16" or (config.amp == "auto" and device.type == "cuda")
         channels_last = config.channels_last if config.channels_last is not None else device.type == "cuda"
         eval_bs = max(config.batch_size, 16) if config.task == "classification" else max(config.batch_size, 4)

@@ -65,7 +65,9 @@ class TrainStep(nn.Module):
     by the global number of labelled pixels and multiplied by the world size, so that
     DDP's gradient averaging yields exactly the gradient of the single-process loss on
     the global batch (the CeCo term's all-reduce of per-class sums already makes each
-    process's gradient world-size times its share).
+    process's gradient world-size times its share). This holds with BatchNorm too: the
+    engine converts every BatchNorm layer to one over the global batch
+    (:func:`ceco_lite.engine.batchnorm.convert_batchnorm`; on the CPU as well).
     """
 
     def __init__(self, model: nn.Module, config: TrainConfig, *, ceco: nn.Module | None = None,
