@@ -290,8 +290,6 @@ def _cache_case(job: str, args: dict, folder: Path, points: list[tuple], referen
             path.unlink()
 
 
-@pytest.mark.xfail(getattr(ceco_lite.tsne, "atomic_savez", None) is not fileio.atomic_savez, strict=True,
-                   reason="this version's t-SNE cache writes its own temporary files instead of ceco_lite.fileio's")
 def test_tsne_cache_survives_sigkill(tmp_path):
     folder = tmp_path / "tsne"
     ref = _job_tsne(str(tmp_path / "tsne-reference"))
