@@ -8,7 +8,8 @@ Usage::
 
 Prints, for the first-party packages only (standard library, no imports of the code):
 
-* the longest function or method (lines from ``def`` to its last line);
+* the longest function or method, by lines from ``def`` to its last line and by lines of code
+  (the same without its docstring, blank lines and comments);
 * imports of private names (``from a.b import _x``) across modules;
 * imports inside functions (``import`` / ``from ... import`` below a ``def``);
 * lines of code (non-blank, non-comment lines, docstrings included).
@@ -35,6 +36,7 @@ def _lines_of_code(text: str) -> int:
 
 def _stats(path: Path):
     text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
     tree = ast.parse(text)
     rel = path.relative_to(ROOT).as_posix()
     functions, private, inner = [], [], []
@@ -42,7 +44,8 @@ def _stats(path: Path):
     def visit(node, depth_in_function: int):
         for child in ast.iter_child_nodes(node):
             if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                functions.append((child.end_lineno - child.lineno + 1, f"{rel}:{child.lineno} {child.name}"))
+                functions.append((child.end_lineno - child.lineno + 1, _code_lines(child, lines),
+                                  f"{rel}:{child.lineno} {child.name}"))
                 visit(child, depth_in_function + 1)
                 continue
             if isinstance(child, (ast.Import, ast.ImportFrom)):
@@ -56,6 +59,17 @@ def _stats(path: Path):
 
     visit(tree, 0)
     return functions, private, inner, _lines_of_code(text)
+
+
+def _code_lines(func, lines) -> int:
+    """Non-blank, non-comment lines of ``func`` outside its docstring."""
+    skip = set()
+    body = func.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        skip = set(range(body[0].lineno, body[0].end_lineno + 1))
+    return sum(1 for n in range(func.lineno, func.end_lineno + 1)
+               if n not in skip and lines[n - 1].strip() and not lines[n - 1].lstrip().startswith("#"))
 
 
 def _first_party(node: ast.ImportFrom) -> bool:
@@ -81,14 +95,20 @@ def main(argv=None) -> int:
         loc += n
         files += 1
     functions.sort(reverse=True)
+    by_code = sorted(functions, key=lambda f: f[1], reverse=True)
     print(f"files                         {files}")
     print(f"lines of code                 {loc}")
-    print(f"longest function              {functions[0][0]} lines ({functions[0][1]})")
-    print(f"functions over 60 lines       {sum(1 for n, _ in functions if n > 60)}")
+    print(f"longest function              {functions[0][0]} lines ({functions[0][2]})")
+    print(f"longest function, code only   {by_code[0][1]} lines ({by_code[0][2]})")
+    print(f"functions over 60 lines       {sum(1 for n, _, _ in functions if n > 60)}")
+    print(f"functions over 60 code lines  {sum(1 for _, c, _ in functions if c > 60)}")
     print(f"private cross-module imports  {len(private)}")
     print(f"imports inside functions      {len(inner)}")
     if args.list:
-        print("\nlongest functions:\n  " + "\n  ".join(f"{n:4d} {where}" for n, where in functions[:10]))
+        print("\nlongest functions (lines, code lines):\n  "
+              + "\n  ".join(f"{n:4d} {c:4d} {where}" for n, c, where in functions[:10]))
+        print("\nlongest functions by code lines:\n  "
+              + "\n  ".join(f"{n:4d} {c:4d} {where}" for n, c, where in by_code[:10]))
         print("\nprivate imports:\n  " + "\n  ".join(private or ["(none)"]))
         print("\nin-function imports:\n  " + "\n  ".join(inner or ["(none)"]))
     return 0

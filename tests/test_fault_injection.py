@@ -38,7 +38,6 @@ import pytest
 import torch
 
 import ceco_lite.fileio as fileio
-import ceco_lite.tsne
 from ceco_lite.engine import get_preset, train
 from ceco_lite.engine.checkpoint import load_checkpoint
 from ceco_lite.engine.folder import RUN_FILES

@@ -22,7 +22,6 @@ import dataclasses
 import hashlib
 import inspect
 import json
-import os
 import re
 from dataclasses import dataclass, field, fields
 from typing import Any
