@@ -18,8 +18,14 @@ Both commands
 3. register the environment's Python as the Jupyter kernel ``python3`` inside
    ``.venv`` (``python -m ipykernel install --sys-prefix``).
 
-``lessons`` then runs ``jupyter lab lessons/`` (adding ``--allow-root`` when run
-as root). ``test`` makes sure a Chromium browser exists for the browser test
+``lessons`` then brings the student's working copies of the lessons up to date
+(:func:`sync_lessons`: ``lessons/`` is copied once into the git-ignored folder
+``.lessons-work/``; later runs refresh a copy whose code the student has not
+edited and put a newer lesson beside an edited one as ``<name>.new.ipynb``) and
+runs JupyterLab on that folder with ``scripts/jupyter_lessons_config.py``, whose
+pre-save hook drops widget views and widget state from saved notebooks (adding
+``--allow-root`` when run as root). The tracked ``lessons/`` are never opened,
+so working through them never changes the repository. ``test`` makes sure a Chromium browser exists for the browser test
 (installing Debian's ``chromium`` package with apt-get when run as root), then
 runs ``python -m pytest`` with the extra options given and exits with pytest's
 exit status.
@@ -36,6 +42,7 @@ if sys.version_info < (3, 10):
     )
 
 import hashlib
+import json
 import os
 import shlex
 import shutil
@@ -52,6 +59,15 @@ STAMP_VERSION = "2"
 EXTRAS = "test"
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 ON_WINDOWS = os.name == "nt"
+LESSONS_DIR = REPO_ROOT / "lessons"
+#: the student's working copies of the lessons (git-ignored); JupyterLab serves this folder
+LESSONS_WORK_DIR = REPO_ROOT / ".lessons-work"
+#: JupyterLab configuration of the lessons command (the pre-save hook)
+LESSONS_JUPYTER_CONFIG = REPO_ROOT / "scripts" / "jupyter_lessons_config.py"
+#: inside the working folder: which version of each tracked file each copy came from
+LESSONS_MANIFEST = ".ceco-lessons.json"
+#: folders of lessons/ that are outputs of running them, never copied
+LESSONS_SKIP = {"runs", ".ipynb_checkpoints", "__pycache__"}
 
 
 def say(message):
@@ -211,12 +227,84 @@ def hand_over(cmd, env):
     os.execve(args[0], args, env)
 
 
-def cmd_lessons(extra):
-    lab = [venv_python(), "-m", "jupyter", "lab", REPO_ROOT / "lessons"]
+def lesson_fingerprint(path):
+    """Hash of what the student can edit in a file: a notebook's cell types and sources, else its bytes.
+
+    Outputs, execution counts and metadata do not count, so a lesson that was only
+    run and saved still matches the tracked version it was copied from.
+    """
+    data = Path(path).read_bytes()
+    if Path(path).suffix == ".ipynb":
+        try:
+            cells = json.loads(data.decode("utf-8")).get("cells", [])
+            data = json.dumps([[c.get("cell_type"), "".join(c.get("source", ""))] for c in cells]).encode()
+        except (ValueError, AttributeError):  # not a readable notebook: compare bytes
+            pass
+    return hashlib.sha256(data).hexdigest()
+
+
+def sync_lessons(source=LESSONS_DIR, work_dir=LESSONS_WORK_DIR):
+    """Copy or refresh the student's working copies of ``source`` in ``work_dir``; return what was done.
+
+    A file missing from ``work_dir`` is copied. When the tracked file changed since
+    it was copied (a ``git pull`` brought a new version), the copy is replaced if the
+    student has not edited it (same :func:`lesson_fingerprint` as the version it came
+    from), and otherwise left alone with the new version written beside it as
+    ``<name>.new<suffix>``. ``work_dir/.ceco-lessons.json`` records the fingerprint
+    of the tracked version behind each copy. ``source`` itself is only read.
+    """
+    source, work_dir = Path(source), Path(work_dir)
+    manifest_path = work_dir / LESSONS_MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        manifest = {}
+    done = []
+    for src in sorted(source.rglob("*")):
+        rel = src.relative_to(source)
+        if not src.is_file() or LESSONS_SKIP & set(rel.parts):
+            continue
+        key, dst = rel.as_posix(), work_dir / rel
+        tracked, recorded = lesson_fingerprint(src), manifest.get(key)
+        if dst.exists() and recorded == tracked:
+            continue  # the copy came from this version
+        copy = lesson_fingerprint(dst) if dst.exists() else None
+        manifest[key] = tracked
+        if copy == tracked:
+            continue  # already this version (e.g. no record yet): keep it, outputs and all
+        if copy is None:
+            action = "copied"
+        elif copy == recorded:
+            action = "updated"
+        else:  # edited by the student (or of unknown origin): never overwritten
+            dst = dst.with_name(dst.stem + ".new" + dst.suffix)
+            action = "kept your edited copy; the new version is"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(dst.name + ".tmp")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+        done.append("{} {}".format(action, dst.relative_to(work_dir)))
+    work_dir.mkdir(parents=True, exist_ok=True)
+    tmp = manifest_path.with_name(manifest_path.name + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, manifest_path)
+    return done
+
+
+def lab_command(python, root, extra=()):
+    """``python -m jupyter lab`` on ``root`` with the lessons' configuration (the pre-save hook)."""
+    lab = [python, "-m", "jupyter", "lab", "--config={}".format(LESSONS_JUPYTER_CONFIG), root]
     if is_root() and "--allow-root" not in extra:
         lab.append("--allow-root")
-    say("opening the lessons in JupyterLab (stop it with Ctrl+C)")
-    return hand_over(lab + list(extra), child_env())
+    return lab + list(extra)
+
+
+def cmd_lessons(extra):
+    for line in sync_lessons():
+        say(line)
+    say("opening your working copies of the lessons, {} (git-ignored: run, edit and save them freely; "
+        "lessons/ stays as committed). Stop JupyterLab with Ctrl+C".format(LESSONS_WORK_DIR))
+    return hand_over(lab_command(venv_python(), LESSONS_WORK_DIR, extra), child_env())
 
 
 def cmd_test(extra):

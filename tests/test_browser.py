@@ -1,11 +1,34 @@
-"""A real user session: JupyterLab in headless Chromium, driven by Playwright.
+"""Every lesson as a student meets it: JupyterLab in headless Chromium, driven by Playwright.
 
-For lessons 1 and 2 the test opens the notebook in JupyterLab, runs every cell
-with Run > Run All Cells, waits until the kernel is idle, checks that no cell
-raised, then moves the lesson's first slider with the keyboard (click the handle,
-press ArrowRight) and checks that the value read out and the plot both changed.
-Screenshots go to ``test-artifacts/``. With ``CECO_UPDATE_SCREENSHOT=1`` the
-picture of lesson 1 is also copied to ``docs/lesson1.png`` (the README's picture).
+For each lesson (``-k lesson4`` runs one) the test
+
+1. serves a working copy of the lessons with JupyterLab, started the way
+   ``python3 scripts/quickstart.py lessons`` starts it (its copy of ``lessons/``,
+   its configuration and pre-save hook; 127.0.0.1, token-less);
+2. opens the lesson, runs Run > Run All Cells from a fresh kernel and waits for the
+   last cell to finish;
+3. finds every control by its DOM (sliders, toggle buttons, dropdowns, checkboxes,
+   radio buttons, buttons, Play widgets; see ``tests/browser_harness.py``), checks
+   that no slider track is narrower than 40 px, and moves each control once --
+   sliders by keyboard, the others by a click or a selection -- waiting each time
+   until the kernel is idle and the widget quiet;
+4. saves the notebook, ends its kernel and opens it again, as a student coming
+   back the next day.
+
+It fails, listing every problem found, on: an error output in a cell; a traceback
+published outside any cell (raised in a widget callback; JupyterLab shows it only
+in its log console); a browser-console error; a traceback in the server log; a
+blank plotly figure; a control that does not move or whose widget's plot does not
+change; a slider track under 40 px; a saved notebook that still holds widget views;
+"widget model not found" (or any other error) on reopening. The tracked
+``lessons/`` must be byte-for-byte unchanged after each lesson.
+
+Screenshots of every widget go to ``test-artifacts/browser_<lesson>_w<n>.png``
+(``..._log.png``: the log console, when something was logged there;
+``..._blank_cell<n>.png``: a blank figure). With
+``CECO_UPDATE_SCREENSHOT=1`` lesson 1's first widget is also copied to
+``docs/lesson1.png`` (the README's picture). The Run All wall times land in
+``test-artifacts/notebook_times.json`` as ``<lesson> (browser)``.
 
 The browser is Debian's Chromium (``/usr/bin/chromium``; ``CECO_CHROMIUM`` names
 another). ``python3 scripts/quickstart.py test`` installs it with apt-get when run
@@ -13,49 +36,33 @@ as root. Without a browser the test is skipped, except on CI (``CI`` set), where
 """
 from __future__ import annotations
 
-import importlib.util
+import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-import uuid
 from pathlib import Path
 
+import nbformat
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-LESSONS_DIR = Path(os.environ.get("CECO_BROWSER_LESSONS_DIR", REPO_ROOT / "lessons"))
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage",
-]
-TIMEOUT_MS = 120_000  # a cold JupyterLab on a busy 2-core machine is slow
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(420)]
+pytest.importorskip("playwright.sync_api")
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
+import browser_harness as bh  # after the playwright check
+
+LESSONS = sorted(bh.LESSONS_DIR.glob("*.ipynb"))
+WIDGET_VIEW_MIME = "application/vnd.jupyter.widget-view+json"
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def find_chromium() -> str | None:
-    """The browser scripts/quickstart.py finds (or installed): CECO_CHROMIUM, /usr/bin/chromium, PATH."""
-    spec = importlib.util.spec_from_file_location("quickstart", REPO_ROOT / "scripts" / "quickstart.py")
-    quickstart = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(quickstart)  # stdlib only, no side effects on import
-    return quickstart.find_chromium()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def lesson_id(path: Path) -> str:
+    """``lesson4-gradient_flow`` for ``04_gradient_flow.ipynb`` (``-k lesson4`` selects it)."""
+    number, _, rest = path.stem.partition("_")
+    return f"lesson{int(number)}-{rest}"
 
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    path = find_chromium()
+    path = bh.find_chromium()
     if path is None:
         message = ("no Chromium: install it (sudo apt-get install chromium; `python3 scripts/quickstart.py test` "
                    "does this as root) or set CECO_CHROMIUM")
@@ -66,195 +73,174 @@ def chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def jupyter_lab(tmp_path_factory):
-    """JupyterLab on 127.0.0.1 serving a copy of the lessons; yields ``(base_url, token)``."""
-    base = tmp_path_factory.mktemp("jupyterlab")
-    root = base / "lessons"
-    shutil.copytree(LESSONS_DIR, root, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "runs"))
-    # no news / update checks: the first-run notification would cover the notebook
-    settings = base / "config" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text('{"checkForUpdates": false, "fetchNews": "false"}')
-    port, token = free_port(), uuid.uuid4().hex
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(base / "config"), JUPYTER_RUNTIME_DIR=str(base / "runtime"))
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-           f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-           f"--ServerApp.root_dir={root}", "--LabApp.news_url=None",
-           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-           "--LabApp.expose_app_in_browser=True"]  # window.jupyterapp: to see when the kernel is ready
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        cmd.append("--allow-root")
-    log = (base / "server.log").open("w")
-    server = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=5) as resp:
-                if resp.status == 200:
-                    break
-        except OSError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            pytest.fail("JupyterLab did not start:\n" + (base / "server.log").read_text()[-3000:])
-        time.sleep(0.5)
-    yield url, token
-    server.terminate()
-    try:
-        server.wait(20)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
-    log.close()
+def tracked_lessons() -> dict[str, str]:
+    """Digest of every tracked file under lessons/ before any lesson is opened."""
+    return {p.relative_to(bh.LESSONS_DIR).as_posix(): bh.file_digest(p)
+            for p in sorted(bh.LESSONS_DIR.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
-def browser(chromium):
-    with playwright_sync.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+def lab(tmp_path_factory, tracked_lessons):
+    """JupyterLab started like the lessons command, on per-lesson working copies; yields ``(lab, paths)``."""
+    base = tmp_path_factory.mktemp("browser")
+    paths = bh.prepare_lessons(base / "root", LESSONS)
+    with bh.JupyterLab(base / "root", base / "jupyter") as server:
+        yield server, paths
 
 
-# JavaScript run in the page -------------------------------------------------------------
-
-#: counts of code cells by prompt state: done "[n]:", running/queued "[*]:", never run "[ ]:" (non-empty only)
-JS_PROMPTS = """() => {
-  const cells = [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell')];
-  const out = {done: 0, busy: 0, todo: 0};
-  for (const cell of cells) {
-    const prompt = (cell.querySelector('.jp-InputPrompt')?.textContent || '').trim();
-    const source = (cell.querySelector('.cm-content')?.textContent || '').trim();
-    if (/\\[\\d+\\]/.test(prompt)) out.done++;
-    else if (prompt.includes('*')) out.busy++;
-    else if (source) out.todo++;
-  }
-  return out;
-}"""
-
-#: what the plots look like now: plotly's SVG layers, images and canvases of the visible notebook
-JS_PLOT_STATE = """() => {
-  const nb = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
-  const parts = [];
-  nb.querySelectorAll('.js-plotly-plot .main-svg').forEach(e => parts.push(e.innerHTML));
-  nb.querySelectorAll('.jp-OutputArea-output img').forEach(e => parts.push(e.src));
-  nb.querySelectorAll('.jp-OutputArea-output canvas').forEach(e => parts.push(e.toDataURL()));
-  return parts.join('\\n');
-}"""
-
-#: text of every error/traceback output in the visible notebook
-JS_ERRORS = """() => {
-  const nb = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
-  return [...nb.querySelectorAll('.jp-RenderedText[data-mime-type="application/vnd.jupyter.stderr"]')]
-    .map(e => e.textContent).filter(t => /Traceback|Error:/.test(t));
-}"""
+@pytest.fixture(scope="module")
+def context(chromium):
+    with bh.chromium_context(chromium) as ctx:
+        yield ctx
 
 
-#: errors logged outside any cell (e.g. raised in a widget callback): JupyterLab's log console
-JS_LOG_ERRORS = """() => [...document.querySelectorAll('.jp-LogConsolePanel .jp-OutputArea-output')]
-  .map(e => e.textContent).filter(t => /Traceback|Error/.test(t))"""
+def widget_views(notebook: dict) -> list[int]:
+    """Indices of cells whose saved outputs still display a widget."""
+    return [i for i, cell in enumerate(notebook.get("cells", []))
+            if any(WIDGET_VIEW_MIME in out.get("data", {}) for out in cell.get("outputs", []))]
 
 
-def text_changes(locator, before: str, timeout_s: float = 5.0) -> bool:
-    """Whether the locator's text differs from ``before`` within ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while locator.inner_text() == before:
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
-def lesson_path(prefix: str) -> Path:
-    found = sorted(LESSONS_DIR.glob(f"{prefix}_*.ipynb"))
-    assert found, f"no lesson {prefix}_*.ipynb in {LESSONS_DIR}"
-    return found[0]
-
-
-#: the open notebook's kernel is started, connected and idle (Run All before that is silently dropped)
-JS_KERNEL_READY = """name => {
-  const widget = window.jupyterapp?.shell?.currentWidget;
-  const ctx = widget?.sessionContext;
-  if (widget?.context?.path !== name) return false;
-  const kernel = ctx?.session?.kernel;
-  return !!(ctx && ctx.isReady && kernel && kernel.connectionStatus === 'connected' && kernel.status === 'idle');
-}"""
-
-
-def run_all_cells(page) -> None:
-    """Run > Run All Cells, then wait until every non-empty code cell has run and the kernel is idle."""
-    page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
-    page.wait_for_function(
-        f"() => {{ const s = ({JS_PROMPTS})(); return s.busy === 0 && s.done > 0; }}",
-        timeout=300_000, polling=1000)
-    page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator[data-status='idle']") \
-        .wait_for(state="attached", timeout=TIMEOUT_MS)
-
-
-@pytest.mark.parametrize("prefix", ["01", "02"])
-def test_lesson_runs_and_slider_updates_plot(prefix, jupyter_lab, browser, artifacts_dir, repo_root):
-    lesson = lesson_path(prefix)
-    url, token = jupyter_lab
-    context = browser.new_context(viewport={"width": 1440, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    console_errors: list[str] = []
-    page.on("pageerror", lambda exc: console_errors.append(str(exc)))
-    shot = artifacts_dir / f"browser_{lesson.stem}"
+def reopen_problems(context, server, path: str) -> list[str]:
+    """Open a saved notebook again with a fresh kernel (no cell run) and report what went wrong."""
+    server.shutdown_kernels()
+    page = bh.LessonPage(context, server, path)
     try:
-        # a workspace of its own per lesson, so no tab of an earlier test is restored
-        page.goto(f"{url}/lab/workspaces/{lesson.stem}/tree/{lesson.name}?token={token}&reset")
-        page.wait_for_function(JS_KERNEL_READY, arg=lesson.name, polling=500)
-        page.evaluate("() => window.jupyterapp.shell.collapseLeft()")  # more room for the notebook
-        run_all_cells(page)
-        page.screenshot(path=f"{shot}_1_ran.png")
+        page.open()
+        page.page.wait_for_timeout(2000)  # outputs and widget managers settle
+        problems = page.problems()
+        if "model not found" in page.output_text().lower():
+            problems.append("an output says the widget model was not found")
+        return problems
+    finally:
+        page.close()
 
-        errors = page.evaluate(JS_ERRORS)
-        assert not errors, f"{lesson.name}: cell raised:\n" + "\n---\n".join(errors)
-        prompts = page.evaluate(JS_PROMPTS)
-        assert prompts["todo"] == 0, f"{lesson.name}: Run All stopped early ({prompts}); a cell failed?"
 
-        slider = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .widget-slider").first
-        slider.scroll_into_view_if_needed()
-        readout = slider.locator(".widget-readout")
-        handle = slider.locator(".noUi-handle").first
-        plot_before, value_before = page.evaluate(JS_PLOT_STATE), readout.inner_text()
-        assert plot_before, f"{lesson.name}: no plot rendered (plotly / image / canvas) after Run All"
-        handle.click()
-        handle.press("ArrowRight")
-        if not text_changes(readout, value_before):  # already at its maximum: go the other way
-            handle.press("ArrowLeft")
-            handle.press("ArrowLeft")
-        assert text_changes(readout, value_before), f"{lesson.name}: the slider did not move ({value_before})"
-        value_after = readout.inner_text()
-        try:
-            page.wait_for_function(f"before => ({JS_PLOT_STATE})() !== before", arg=plot_before,
-                                   timeout=60_000, polling=250)
-        except playwright_sync.TimeoutError:
-            pytest.fail(f"{lesson.name}: the plot did not change within 60 s of moving the slider "
-                        f"from {value_before} to {value_after}")
-        slider.evaluate("e => e.closest('.jp-Cell').scrollIntoView({block: 'start'})")  # code + widget in view
-        page.mouse.move(5, 5)  # no hover label over the plot in the picture
-        page.wait_for_timeout(1000)
-        page.screenshot(path=f"{shot}_2_slider.png")
-        errors = page.evaluate(JS_ERRORS)
-        log_item = page.locator(".jp-LogConsoleStatusItem:not(.lm-mod-hidden)")
-        if log_item.count():  # something was logged (a callback's traceback lands here): open the log and read it
-            log_item.first.click()
-            page.locator(".jp-LogConsolePanel").first.wait_for()
-            page.wait_for_timeout(1000)
-            errors += page.evaluate(JS_LOG_ERRORS)
-            page.screenshot(path=f"{shot}_3_log.png")
-        assert not errors, f"{lesson.name}: moving the slider raised:\n" + "\n---\n".join(errors)
-        assert not console_errors, f"{lesson.name}: JavaScript errors in the page: {console_errors}"
-        if prefix == "01" and os.environ.get("CECO_UPDATE_SCREENSHOT") == "1":
-            (repo_root / "docs").mkdir(exist_ok=True)
-            shutil.copyfile(f"{shot}_2_slider.png", repo_root / "docs" / "lesson1.png")
-    except BaseException:  # pytest.fail raises a BaseException
-        page.screenshot(path=f"{shot}_failed.png")
+@pytest.mark.timeout(1500)
+@pytest.mark.parametrize("lesson", LESSONS, ids=[lesson_id(p) for p in LESSONS])
+def test_lesson_in_the_browser(lesson, lab, context, tracked_lessons, artifacts_dir, repo_root, notebook_times):
+    server, paths = lab
+    path = paths[lesson.name]
+    shot = artifacts_dir / f"browser_{lesson.stem}"
+    for old in artifacts_dir.glob(f"{shot.name}_*.png"):
+        old.unlink()
+    problems: list[str] = []
+    page = bh.LessonPage(context, server, path)
+    try:
+        page.open()
+        run = page.run_all()
+        notebook_times[f"{lesson.name} (browser)"] = run.seconds
+        print(f"{lesson.name}: Run All {run.seconds:.1f} s in the browser")
+        if not run.complete:
+            problems.append(f"Run All stopped: {run.executed} of {run.code_cells} code cells ran "
+                            f"(first reply not ok: {run.failed})")
+        controls = page.controls()
+        if not controls:
+            problems.append("no control (slider, toggle, dropdown, button) found after Run All")
+        for control in controls:
+            if control.kind == "slider" and control.track_px < bh.MIN_TRACK_PX:
+                problems.append(f"{control.name}: the slider track is {control.track_px} px wide "
+                                f"(at least {bh.MIN_TRACK_PX} px needed to drag it)")
+        for control in controls:
+            move = page.move(control)
+            if not move.changed:
+                problems.append(f"{control.name}: did not move")
+            elif control.views and move.first_ms is None:
+                problems.append(f"{control.name}: moved, but its widget's plot did not change")
+        shots = page.screenshot_widgets(shot)
+        for cell in page.blank_plots():
+            page.screenshot_cell(cell, Path(f"{shot}_blank_cell{cell}.png"))
+        if page.logged_outside_cells():
+            page.open_log_console()
+            page.page.screenshot(path=f"{shot}_log.png")
+        problems += page.problems()
+        page.save()
+    except BaseException:  # pytest.fail and timeouts raise BaseException
+        if page.page is not None:
+            page.page.screenshot(path=f"{shot}_failed.png")
         raise
     finally:
-        context.close()
+        page.close()
+
+    changed = {name for name, digest in tracked_lessons.items()
+               if not (bh.LESSONS_DIR / name).is_file() or bh.file_digest(bh.LESSONS_DIR / name) != digest}
+    assert not changed, f"the tracked lessons changed while {lesson.name} ran: {sorted(changed)}"
+    saved = json.loads((server.root / path).read_text(encoding="utf-8"))
+    if not any(cell.get("execution_count") for cell in saved["cells"]):
+        problems.append("saving did not reach the working copy (no executed cell in the saved file)")
+    if widget_views(saved) or "widgets" in saved.get("metadata", {}):
+        problems.append(f"the saved working copy still holds widget views (cells {widget_views(saved)}) "
+                        "or widget state: the pre-save hook did not run")
+    problems += [f"on reopening: {p}" for p in reopen_problems(context, server, path)]
+
+    if lesson.stem.startswith("01") and shots and os.environ.get("CECO_UPDATE_SCREENSHOT") == "1":
+        (repo_root / "docs").mkdir(exist_ok=True)
+        shutil.copyfile(shots[0], repo_root / "docs" / "lesson1.png")
+    counts = {p: problems.count(p) for p in problems}  # first seen first; repeats counted, not repeated
+    report = [p if n == 1 else f"({n} times) {p}" for p, n in counts.items()]
+    assert not problems, f"{lesson.name}: {len(report)} problem(s) in the browser:\n\n" + "\n\n".join(report)
+
+
+# --- the harness itself: it sees what it must see ----------------------------------------------
+
+CANARY = [
+    "import ipywidgets as W\nimport plotly.graph_objects as go",
+    # a working widget: a slider redrawing a plotly FigureWidget
+    ("fig = go.FigureWidget(data=[go.Scatter(y=[0, 1, 2])])\n"
+     "good = W.IntSlider(value=1, min=0, max=5, description='slope')\n"
+     "good.observe(lambda c: fig.data[0].update(y=[0, c['new'], 2 * c['new']]), names='value')\n"
+     "W.VBox([good, fig])"),
+    # a slider squeezed by its description, and a button whose callback raises
+    ("squeezed = W.IntSlider(description='a very long description that takes the room',\n"
+     "                       style={'description_width': '290px'}, layout=W.Layout(width='300px'))\n"
+     "broken = W.Button(description='raise')\n"
+     "def fail(_):\n    raise ValueError('callback failure for the harness')\n"
+     "broken.on_click(fail)\n"
+     "W.HBox([squeezed, broken])"),
+]
+
+
+@pytest.mark.timeout(300)
+def test_harness_sees_callback_errors_narrow_sliders_and_plot_changes(lab, context):
+    """A made-up notebook with known faults: the harness must report each one, and time the good slider."""
+    server, _ = lab
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src) for src in CANARY])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, server.root / "canary.ipynb")
+    page = bh.LessonPage(context, server, "canary.ipynb")
+    try:
+        page.open()
+        run = page.run_all()
+        assert run.complete, run
+        controls = {c.label: c for c in page.controls()}
+        assert {"slope", "raise"} <= set(controls), sorted(controls)
+        squeezed = next(c for label, c in controls.items() if label.startswith("a very long"))
+        assert squeezed.kind == "slider" and squeezed.track_px < bh.MIN_TRACK_PX, squeezed
+        assert controls["slope"].track_px >= bh.MIN_TRACK_PX, controls["slope"]
+        good = page.move(controls["slope"])
+        assert good.changed and good.first_ms is not None and 0 < good.first_ms <= good.done_ms, good
+        assert good.busy_ms is None  # this widget shows no busy sign
+        assert page.problems() == []
+        page.move(controls["raise"])
+        problems = page.problems()
+        assert any("traceback outside any cell" in p and "callback failure for the harness" in p
+                   for p in problems), problems
+        assert "callback failure for the harness" in page.open_log_console()  # JupyterLab's own log console agrees
+    finally:
+        page.close()
+
+
+@pytest.mark.timeout(300)
+def test_reopening_a_notebook_saved_with_widget_views_is_caught(lab, context):
+    """Without the pre-save hook a saved widget view logs 'model not found' on reopening: the check sees it."""
+    server, _ = lab
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("W.IntSlider()", execution_count=1)
+    cell.outputs = [nbformat.v4.new_output("display_data", data={
+        "text/plain": "IntSlider(value=0)",
+        WIDGET_VIEW_MIME: {"model_id": "0123456789abcdef0123456789abcdef", "version_major": 2, "version_minor": 0}})]
+    nb.cells = [cell]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, server.root / "stale_widget.ipynb")  # written behind the server's back: no hook
+    server.trust("stale_widget.ipynb")
+    problems = reopen_problems(context, server, "stale_widget.ipynb")
+    assert any("model not found" in p.lower() for p in problems), problems
