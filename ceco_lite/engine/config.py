@@ -86,6 +86,10 @@ class TrainConfig:
         per-class sums and counts) or per process (released code).
     in2nect_weight : float, default 0.0
         w of In2NeCT Eq. 7 (``L = L_Seg + w (L_Inter + L_Intra)``); 0 disables it.
+    classifier_loss : {"cross_entropy", "dot_regression"}, default "cross_entropy"
+        The loss of the (pixel or image) classifier: cross-entropy, or the dot-regression
+        loss of Yang et al. (NeurIPS 2022) onto the fixed simplex-ETF classifier
+        (:class:`ceco_lite.DotRegressionLoss`; needs ``fixed_pixel_classifier=True``).
     schedule : {"poly", "ldam", "constant"}
         Learning-rate schedule, see the module docstring.
     num_images, num_val_images : int
@@ -134,6 +138,7 @@ class TrainConfig:
     fixed_center_classifier: bool = True
     ceco_sync: str = "global"
     in2nect_weight: float = 0.0
+    classifier_loss: str = "cross_entropy"
     # optimisation
     epochs: int = 10
     batch_size: int = 8
@@ -225,6 +230,10 @@ class TrainConfig:
             raise ValueError("ceco_variant='released' (a 1x1-conv head on pixel features) needs a segmentation dataset")
         if self.in2nect_weight > 0 and self.task != "segmentation":
             raise ValueError("in2nect_weight > 0 needs a segmentation dataset (In2NeCT is a pixel loss)")
+        check_choice(self.classifier_loss, "classifier_loss", ("cross_entropy", "dot_regression"))
+        if self.classifier_loss == "dot_regression" and not self.fixed_pixel_classifier:
+            raise ValueError("classifier_loss='dot_regression' regresses features onto a fixed simplex-ETF classifier "
+                             "(Yang et al. 2022): set fixed_pixel_classifier=True")
         for name in ("synthetic_options", "model_options"):
             if not isinstance(getattr(self, name), dict):
                 raise TypeError(f"{name} must be a dict, got {type(getattr(self, name)).__name__}")

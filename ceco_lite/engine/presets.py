@@ -62,6 +62,10 @@ _TABLE: dict[str, tuple[str, dict]] = {
         "CIFAR-100-LT, IF 100, ResNet-32 with a 128-d projection (d = 64 cannot hold a 100-class simplex ETF), "
         "200 epochs, LDAM-DRW schedule (a GPU job)",
         dict(_LDAM, dataset="cifar100-lt", feature_dim=128)),
+    "cifar10-lt-cpu": (
+        "ResNet-8 on the CIFAR-10-LT found, IF 100, 30 epochs on a CPU: the fixed-ETF comparison "
+        "(classifier_loss, fixed_pixel_classifier) of Yang et al. 2022 in miniature",
+        dict(_CIFAR_CPU, imbalance_factor=100.0, epochs=30, eval_every=10, nc_every=10, nc_max_images=512)),
     "cifar10-lt-quick": (
         "ResNet-8 on the CIFAR-10-LT found, IF 100, 4 epochs on a CPU (about 30 s)",
         dict(_CIFAR_CPU, imbalance_factor=100.0, epochs=4, eval_every=4, nc_every=4, nc_max_images=256)),
