@@ -74,20 +74,25 @@ def _bin_index(labels: Tensor, num_classes: int, ignore_index: int | None, valid
     """int64 bin per pixel: the class, or ``num_classes`` for ignored pixels.
 
     With ``validate`` raises ``ValueError`` for labels outside ``[0, K)`` other
-    than ``ignore_index`` (:func:`ceco_lite.validation.check_labels`; one
-    ``aminmax`` pass, synchronises on CUDA).
+    than ``ignore_index`` (the message of :func:`ceco_lite.validation.check_labels`;
+    one ``aminmax`` pass, synchronises on CUDA).
     """
     labels = labels.long()
-    if validate:
-        check_labels(labels, num_classes, ignore_index)
     if ignore_index is None:
+        if validate:
+            check_labels(labels, num_classes, ignore_index)
         return labels
-    return labels.masked_fill(labels == ignore_index, num_classes)
+    ignored = labels == ignore_index
+    if validate and labels.numel():
+        lo, hi = torch.aminmax(labels.masked_fill(ignored, 0))
+        if int(lo) < 0 or int(hi) >= num_classes:
+            check_labels(labels, num_classes, ignore_index)  # raises, naming a bad label
+    return labels.masked_fill(ignored, num_classes)
 
 
 def _all_finite(sums: Tensor) -> Tensor:
-    """0-d bool tensor: every entry of ``sums`` is finite (``x * 0`` is 0 there, NaN for NaN/inf); 3 kernels."""
-    return (sums.detach() * 0).sum() == 0
+    """0-d bool tensor: every entry of ``sums`` is finite (no NaN/inf); 2 kernels."""
+    return torch.isfinite(sums.detach()).all()
 
 
 def _class_sums_onehot(
@@ -124,6 +129,90 @@ def _class_sums_onehot(
             "class_sums: features contain non-finite values (NaN/inf), or their per-class sums overflow",
         )
     return sums, counts_all[:K]
+
+
+def _reduce(
+    features: Tensor, labels: Tensor, num_classes: int, ignore_index: int | None, validate: bool
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Forward kernels of :func:`class_sums` (arguments already checked): ``(sums, counts, bins)``.
+
+    ``bins`` is the int64 bin of every pixel (the class, ``K`` for ignored pixels) where the
+    kernel computed it (CPU), else ``None`` (the CUDA one-hot product needs none).
+    """
+    K = num_classes
+    if features.device.type == "cuda":
+        sums, counts = _class_sums_onehot(features, labels, K, ignore_index, validate)
+        return sums, counts, None
+    idx = _bin_index(labels, K, ignore_index, validate)
+    acc = _accumulation_dtype(features.dtype)
+    d = features.shape[1]
+
+    if features.ndim == 4 and _pixel_axis_layout(features):
+        # scatter along the pixel axis of (B, d, HW): no transpose copy of the features
+        B, _, H, W = features.shape
+        src = features.reshape(B, d, H * W).to(acc)
+        index = idx.reshape(B, 1, H * W).expand(B, d, H * W)
+        buf = torch.zeros(B, d, K + 1, dtype=acc, device=features.device)
+        buf = buf.scatter_add(2, index, src)
+        sums_all = buf.sum(dim=0).T  # (K+1, d)
+    else:
+        if features.ndim == 4:
+            rows = features.permute(0, 2, 3, 1).reshape(-1, d)
+        else:
+            rows = features
+        rows = rows.to(acc)
+        sums_all = torch.zeros(K + 1, d, dtype=acc, device=features.device).index_add(0, idx.reshape(-1), rows)
+    if validate and not bool(_all_finite(sums_all)):
+        raise ValueError("features contain non-finite values (NaN/inf), or their per-class sums overflow")
+    counts = torch.bincount(idx.reshape(-1), minlength=K + 1)[:K]
+    return sums_all[:K], counts, idx
+
+
+def _pixel_axis_layout(features: Tensor) -> bool:
+    """``(B, d, H, W)`` CPU features reduced (and their gradient gathered) along the pixel axis."""
+    return features.device.type == "cpu" and not features.is_contiguous(memory_format=torch.channels_last)
+
+
+class _ClassSums(torch.autograd.Function):
+    """:func:`class_sums` with its backward written out (CeCo paper Eq. 3).
+
+    ``d sums_k / d z_i = [y_i = k] I_d``, so the gradient of pixel ``i`` is row ``y_i``
+    of ``grad_sums`` (zero for an ignored pixel): one gather, exactly the values autograd
+    derives through the scatter / matrix product (no TF32 rounding on CUDA), in the
+    features' dtype and in their memory layout.  The backward is itself made of
+    differentiable operations on ``grad_sums`` (the Jacobian depends on the labels only),
+    so double backward works too.
+    """
+
+    @staticmethod
+    def forward(ctx, features, labels, num_classes, ignore_index, validate):
+        sums, counts, bins = _reduce(features, labels, num_classes, ignore_index, validate)
+        ctx.num_classes, ctx.ignore_index = num_classes, ignore_index
+        ctx.shape, ctx.dtype = features.shape, features.dtype
+        ctx.pixel_axis = features.ndim == 4 and _pixel_axis_layout(features)
+        ctx.save_for_backward(bins if bins is not None else labels)
+        ctx.have_bins = bins is not None
+        ctx.mark_non_differentiable(counts)
+        return sums, counts
+
+    @staticmethod
+    def backward(ctx, grad_sums, grad_counts):
+        (saved,) = ctx.saved_tensors
+        K, shape = ctx.num_classes, ctx.shape
+        bins = saved if ctx.have_bins else _bin_index(saved, K, ctx.ignore_index, False)
+        d = shape[1]
+        # (K+1, d): the extra zero row is the gradient of ignored pixels
+        table = torch.cat([grad_sums, grad_sums.new_zeros(1, d)])
+        if ctx.pixel_axis:
+            B, _, H, W = shape
+            index = bins.reshape(B, 1, H * W).expand(B, d, H * W)
+            grad = torch.gather(table.T.unsqueeze(0).expand(B, d, K + 1), 2, index).view(shape)
+        else:
+            grad = table.index_select(0, bins.reshape(-1))
+            if len(shape) == 4:
+                B, _, H, W = shape
+                grad = grad.view(B, H, W, d).permute(0, 3, 1, 2)  # channels-last strides
+        return grad.to(ctx.dtype), None, None, None, None
 
 
 def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -184,33 +273,10 @@ def class_sums(
     check_features_labels(features, labels)
     K = check_num_classes(num_classes)
     ignore_index = check_ignore_index(ignore_index, K)
-    if features.device.type == "cuda":
-        return _class_sums_onehot(features, labels, K, ignore_index, validate)
-    idx = _bin_index(labels, K, ignore_index, validate)
-    acc = _accumulation_dtype(features.dtype)
-    d = features.shape[1]
-
-    if features.ndim == 4 and features.device.type == "cpu" and not features.is_contiguous(
-        memory_format=torch.channels_last
-    ):
-        # scatter along the pixel axis of (B, d, HW): no transpose copy of the features
-        B, _, H, W = features.shape
-        src = features.reshape(B, d, H * W).to(acc)
-        index = idx.reshape(B, 1, H * W).expand(B, d, H * W)
-        buf = torch.zeros(B, d, K + 1, dtype=acc, device=features.device)
-        buf = buf.scatter_add(2, index, src)
-        sums_all = buf.sum(dim=0).T  # (K+1, d)
-    else:
-        if features.ndim == 4:
-            rows = features.permute(0, 2, 3, 1).reshape(-1, d)
-        else:
-            rows = features
-        rows = rows.to(acc)
-        sums_all = torch.zeros(K + 1, d, dtype=acc, device=features.device).index_add(0, idx.reshape(-1), rows)
-    if validate and not bool(_all_finite(sums_all)):
-        raise ValueError("features contain non-finite values (NaN/inf), or their per-class sums overflow")
-    counts = torch.bincount(idx.reshape(-1), minlength=K + 1)[:K]
-    return sums_all[:K], counts
+    if not torch.is_grad_enabled() or not features.requires_grad:
+        sums, counts, _ = _reduce(features, labels, K, ignore_index, validate)
+        return sums, counts
+    return _ClassSums.apply(features, labels, K, ignore_index, bool(validate))
 
 
 def class_centers(
