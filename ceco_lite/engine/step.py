@@ -11,7 +11,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from ..ceco import CenterCollapseLoss, ReleasedCenterCollapseLoss
+from ..ceco import CenterCollapseLoss, CompiledCenterLoss, ReleasedCenterCollapseLoss
 from ..in2nect import In2NeCTLoss
 from .config import TrainConfig
 from .evaluation import upsample_logits
@@ -73,6 +73,9 @@ class TrainStep(nn.Module):
         super().__init__()
         self.model = model
         self.ceco = ceco
+        # config.compile_loss: L_CR through the compiled form of the module (not a submodule: no state of its own)
+        self.compiled_ceco = (CompiledCenterLoss(ceco) if config.compile_loss and isinstance(ceco, CenterCollapseLoss)
+                              else None)
         self.in2nect = in2nect
         self.task = config.task
         self.ignore_index = int(config.ignore_index)
@@ -97,7 +100,7 @@ class TrainStep(nn.Module):
         total = ce
         terms = {"ce": ce.detach()}
         if self.ceco is not None and self.ceco_lambda > 0:
-            l_cr = self.ceco(_upcast(feats), y)
+            l_cr = (self.compiled_ceco or self.ceco)(_upcast(feats), y)
             total = total + self.ceco_lambda * l_cr
             terms["ceco"] = l_cr.detach()
         if self.in2nect is not None and self.in2nect_weight > 0:
