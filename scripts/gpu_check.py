@@ -1,16 +1,17 @@
 """The GPU check of ceco-lite: everything that needs a CUDA GPU, in one run of about eight minutes.
 
-Phases (each a subprocess with its own time limit inside an overall budget)::
+Phases, in this order (each a subprocess with its own time limit inside an overall budget)::
 
     env         torch, CUDA and the GPU
     cuda_tests  every test the CPU suite skips for want of CUDA ("needs CUDA"; ``pytest -k cuda``)
+    resume      exact resumption on the device: a run interrupted after its first epoch and resumed
+                against uninterrupted runs, with deterministic algorithms and without
     overhead    CeCo step overhead on bare models, eager and compiled loss, interleaved
                 (benchmarks/bench_train_step.py: small_seg, LR-ASPP, DeepLabV3-ResNet50)
     presets     time to result of cifar100-lt, camvid, cityscapes (benchmarks/bench_gpu_presets.py)
     lesson5     lesson 5's full-scale cell as written there (full_scale_plan + run_or_load, with
-                its progress bars and the line it prints)
-    resume      exact resumption on the device: a run interrupted after its first epoch and resumed
-                against uninterrupted runs, with deterministic algorithms and without
+                its progress bars and the line it prints; the epochs done are reported if it
+                runs out of time)
 
 Results: ``$OUT/gpu_check.json`` (one entry per phase: status ``ok`` / ``failed`` / ``timeout`` /
 ``skipped``, seconds, results) and ``$OUT/gpu_check.log`` (everything printed); a short table
@@ -19,7 +20,7 @@ is printed last. ``OUT`` defaults to ``./gpu_check_out``.
 Environment: ``DEVICE`` (``cuda``, default; ``cpu`` for the fallback), ``TINY=1`` (every phase
 at a few-second size: the CPU fallback, about two minutes, same JSON keys), ``PHASES``
 (comma-separated subset, e.g. to rerun two of them), ``BUDGET_S`` (overall seconds, default
-480), ``DATA_ROOT`` (real data for lesson 5 and the segmentation timings; default
+500; a phase starts only with enough of it left and is stopped at its end), ``DATA_ROOT`` (real data for lesson 5 and the segmentation timings; default
 ``.gpu_data`` when it exists).
 
 Usage::
@@ -52,10 +53,12 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-PHASES = ("env", "cuda_tests", "overhead", "presets", "lesson5", "resume")
+PHASES = ("env", "cuda_tests", "resume", "overhead", "presets", "lesson5")
 #: (time limit in seconds on the GPU, the least worth starting with)
-LIMITS = {"env": (60, 10), "cuda_tests": (150, 30), "overhead": (150, 40), "presets": (240, 60),
-          "lesson5": (240, 40), "resume": (150, 30)}
+LIMITS = {"env": (60, 10), "cuda_tests": (120, 30), "resume": (120, 30), "overhead": (150, 40),
+          "presets": (240, 60), "lesson5": (240, 40)}
+#: Where lesson 5's run folder lives (read back when the phase runs out of time).
+LESSON5_RUNS = Path(tempfile.gettempdir()) / "ceco_gpu_check_lesson5"
 DATA_SUBSET = {"cityscapes": {"train": 8, "val": 2}, "camvid": {"train": 32, "val": 8}}
 SUBSET_LIMIT_BYTES = 56 * 2**20
 
@@ -179,7 +182,7 @@ def phase_overhead(device: str, tiny: bool, log, timeout: float) -> dict:
         if device == "cpu":
             cmd += ["--threads", "1", "--clock", "cpu"]
     else:
-        cmd += ["--models", "small_seg,lraspp_mobilenet_v3,deeplabv3_resnet50", "--steps", "60", "--warmup", "8"]
+        cmd += ["--models", "small_seg,lraspp_mobilenet_v3,deeplabv3_resnet50", "--steps", "40", "--warmup", "6"]
     if device != "cpu":
         cmd += ["--compile-loss"]
     rc, text = _run(cmd, log, timeout)
@@ -224,7 +227,8 @@ def lesson5_cell(data_root, tiny: bool) -> dict:
     from ceco_lite.published import CECO_TABLE9
 
     QUICK, FULL_SCALE, DATA_ROOT = tiny, not tiny, data_root
-    RUN_DIR = tempfile.mkdtemp(prefix="lesson5-")
+    shutil.rmtree(LESSON5_RUNS, ignore_errors=True)
+    RUN_DIR = str(LESSON5_RUNS)
     t0 = time.perf_counter()
     config, message, is_full = full_scale_plan(data_root=DATA_ROOT,
                                                smoke=(QUICK or not FULL_SCALE or not torch.cuda.is_available()))
@@ -245,6 +249,17 @@ def lesson5_cell(data_root, tiny: bool) -> dict:
             "wall_s": time.perf_counter() - t0, "data_info": {k: m["data_info"].get(k) for k in
                                                                ("num_images", "pixel_if", "imbalance_factor")
                                                                if k in (m.get("data_info") or {})}}
+
+
+def _lesson5_progress() -> list[dict]:
+    """Epochs done and seconds per epoch of the lesson-5 run(s) left in :data:`LESSON5_RUNS`."""
+    out = []
+    for path in sorted(LESSON5_RUNS.glob("*/*/history.json")):
+        history = json.loads(path.read_text())
+        out.append({"run": str(path.parent.relative_to(LESSON5_RUNS)), "epochs_done": len(history),
+                    "mean_epoch_train_s": (sum(r["epoch_time"] for r in history) / len(history)) if history else None,
+                    "last_score": history[-1].get("miou", history[-1].get("top1")) if history else None})
+    return out
 
 
 def resume_check(device: str, tiny: bool) -> dict:
@@ -333,7 +348,7 @@ def check(out_dir: Path) -> dict:
     unknown = sorted(set(wanted) - set(PHASES))
     if unknown:
         raise SystemExit(f"PHASES has unknown names {unknown}; choose from {list(PHASES)}")
-    budget = float(os.environ.get("BUDGET_S", "480"))
+    budget = float(os.environ.get("BUDGET_S", "500"))
     start = time.monotonic()
     out_dir.mkdir(parents=True, exist_ok=True)
     report = {"device": device, "tiny": tiny, "budget_s": budget, "data_root": _data_root(), "phases": {}}
@@ -361,6 +376,8 @@ def check(out_dir: Path) -> dict:
                     rc, result, text = _phase_in_subprocess(name, _Tee(log), timeout)
                     if result is None:
                         result = {"tail": text[-3000:]}
+                        if name == "lesson5":
+                            result["progress"] = _lesson5_progress()
                 entry["status"] = "timeout" if rc == 124 else "ok" if rc == 0 else "failed"
                 entry["returncode"] = rc
                 entry["result"] = result

@@ -15,6 +15,7 @@ from ceco_lite.ceco import CenterCollapseLoss, CompiledCenterLoss
 from ceco_lite.centers import class_sums
 from ceco_lite.engine import get_preset
 from ceco_lite.engine.step import TrainStep, build_losses
+from ceco_lite.gradients import ceco_gradients
 from ceco_lite.in2nect import InterClassLoss
 from ceco_lite.models import build_model
 
@@ -169,6 +170,21 @@ def test_closed_form_backward_passes_gradcheck_and_double_backward_is_exact():
     (hr,) = torch.autograd.grad((gr * z.detach()).sum(), zr)
     torch.testing.assert_close(g, gr, rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(hv, hr, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_backward_equals_the_paper_closed_forms_of_ceco_gradients(reduction):
+    """The autograd node's backward against :func:`ceco_lite.ceco_gradients` (Eq. 6 and 8, written separately)."""
+    K, d = 5, 6
+    loss_fn = CenterCollapseLoss(K, d, reduction=reduction, learnable=True, generator=_gen(19)).double()
+    z4, y = _batch(d=d, K=K, seed=20)
+    rows = z4.permute(0, 2, 3, 1).reshape(-1, d).clone().requires_grad_(True)
+    loss = loss_fn(rows, y.reshape(-1))
+    loss.backward()
+    cf = ceco_gradients(rows.detach(), y.reshape(-1), loss_fn.etf.detach(), K, reduction=reduction)
+    torch.testing.assert_close(loss, cf.loss, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(rows.grad, cf.grad_features, rtol=1e-10, atol=1e-14)
+    torch.testing.assert_close(loss_fn.etf.grad, cf.grad_weight, rtol=1e-10, atol=1e-14)
 
 
 def test_no_valid_label_gives_an_exact_zero_with_zero_gradients():

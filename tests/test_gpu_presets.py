@@ -121,7 +121,7 @@ def test_gpu_check_cpu_fallback_writes_every_phase(tmp_path):
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     report = json.loads((tmp_path / "gpu_check.json").read_text())
-    assert list(report["phases"]) == ["env", "cuda_tests", "overhead", "presets", "lesson5", "resume"]
+    assert list(report["phases"]) == ["env", "cuda_tests", "resume", "overhead", "presets", "lesson5"]
     assert report["phases"]["env"]["status"] == "ok" and report["phases"]["presets"]["status"] == "skipped"
     resume = report["phases"]["resume"]
     assert resume["status"] == "ok", resume
