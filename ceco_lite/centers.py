@@ -91,8 +91,11 @@ def _bin_index(labels: Tensor, num_classes: int, ignore_index: int | None, valid
 
 
 def _all_finite(sums: Tensor) -> Tensor:
-    """0-d bool tensor: every entry of ``sums`` is finite (no NaN/inf); 2 kernels."""
-    return torch.isfinite(sums.detach()).all()
+    """0-d bool tensor: every entry of ``sums`` is finite (``x * 0`` is 0 there, NaN for NaN/inf); 3 kernels.
+
+    Called without autograd recording (inside :class:`_ClassSums`, or on features that need no gradient).
+    """
+    return (sums * 0).sum() == 0
 
 
 def _class_sums_onehot(
@@ -153,7 +156,7 @@ def _reduce(
         src = features.reshape(B, d, H * W).to(acc)
         index = idx.reshape(B, 1, H * W).expand(B, d, H * W)
         buf = torch.zeros(B, d, K + 1, dtype=acc, device=features.device)
-        buf = buf.scatter_add(2, index, src)
+        buf.scatter_add_(2, index, src)
         sums_all = buf.sum(dim=0).T  # (K+1, d)
     else:
         if features.ndim == 4:
@@ -161,7 +164,7 @@ def _reduce(
         else:
             rows = features
         rows = rows.to(acc)
-        sums_all = torch.zeros(K + 1, d, dtype=acc, device=features.device).index_add(0, idx.reshape(-1), rows)
+        sums_all = torch.zeros(K + 1, d, dtype=acc, device=features.device).index_add_(0, idx.reshape(-1), rows)
     if validate and not bool(_all_finite(sums_all)):
         raise ValueError("features contain non-finite values (NaN/inf), or their per-class sums overflow")
     counts = torch.bincount(idx.reshape(-1), minlength=K + 1)[:K]
@@ -202,7 +205,7 @@ class _ClassSums(torch.autograd.Function):
         bins = saved if ctx.have_bins else _bin_index(saved, K, ctx.ignore_index, False)
         d = shape[1]
         # (K+1, d): the extra zero row is the gradient of ignored pixels
-        table = torch.cat([grad_sums, grad_sums.new_zeros(1, d)])
+        table = F.pad(grad_sums, (0, 0, 0, 1))
         if ctx.pixel_axis:
             B, _, H, W = shape
             index = bins.reshape(B, 1, H * W).expand(B, d, H * W)
