@@ -66,6 +66,10 @@ class TrainStep(nn.Module):
     DDP's gradient averaging yields exactly the gradient of the single-process loss on
     the global batch (the CeCo term's all-reduce of per-class sums already makes each
     process's gradient world-size times its share).
+
+    With ``config.compile_loss`` the CeCo term is computed by
+    :class:`ceco_lite.ceco.CompiledCenterLoss` (attribute ``compiled_ceco``; ``None`` otherwise)
+    from the same module ``ceco``.
     """
 
     def __init__(self, model: nn.Module, config: TrainConfig, *, ceco: nn.Module | None = None,
