@@ -87,7 +87,9 @@ def _run(cmd: list[str], log, timeout: float, env=None) -> tuple[int, str]:
     """
     chunks: list[str] = []
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO), **(env or {})},
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {}),
+                                 "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH"))
+                                                               if p)},
                             start_new_session=True)
     deadline = time.monotonic() + timeout
     fd = proc.stdout.fileno()

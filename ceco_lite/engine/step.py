@@ -59,17 +59,15 @@ class TrainStep(nn.Module):
     including a learned centre classifier).
 
     ``forward(x, y) -> (total_loss, terms)`` with ``terms`` a dict of detached scalars
-    (``"ce"``, ``"ceco"``, ``"in2nect_inter"``, ``"in2nect_intra"``, ``"total"``).
+    (``"ce"``, ``"ceco"``, ``"in2nect_inter"``, ``"in2nect_intra"``, ``"total"``). With
+    ``config.compile_loss`` the CeCo term is computed by :class:`ceco_lite.ceco.CompiledCenterLoss`
+    (attribute ``compiled_ceco``; ``None`` otherwise) from the same module ``ceco``.
 
     Under DistributedDataParallel with global centres the cross-entropy is normalised
     by the global number of labelled pixels and multiplied by the world size, so that
     DDP's gradient averaging yields exactly the gradient of the single-process loss on
     the global batch (the CeCo term's all-reduce of per-class sums already makes each
     process's gradient world-size times its share).
-
-    With ``config.compile_loss`` the CeCo term is computed by
-    :class:`ceco_lite.ceco.CompiledCenterLoss` (attribute ``compiled_ceco``; ``None`` otherwise)
-    from the same module ``ceco``.
     """
 
     def __init__(self, model: nn.Module, config: TrainConfig, *, ceco: nn.Module | None = None,
