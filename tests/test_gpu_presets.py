@@ -131,7 +131,7 @@ def test_gpu_check_cpu_fallback_writes_every_phase(tmp_path):
     assert "summary" in proc.stdout
 
 
-def test_gpu_check_finds_the_cuda_only_tests():
+def test_gpu_check_finds_the_gpu_only_tests():
     check = _load("scripts/gpu_check.py", "gpu_check")
     files = check.cuda_test_files()
     assert "tests/test_gpu_presets.py" in files and "tests/test_ceco.py" in files
