@@ -55,7 +55,7 @@ SYNTHETIC_OPTIONS = tuple(sorted(
 #: Everything else decides the result: it enters :meth:`TrainConfig.tag` (and so the default run
 #: folder name), and a run can only be resumed with the same values.
 RUN_FIELDS = ("out_dir", "resume", "overwrite", "progress", "num_threads", "num_workers", "checkpoint", "preset",
-              "data_root")
+              "data_root", "compile_loss")
 
 
 @dataclass
@@ -109,6 +109,13 @@ class TrainConfig:
         "auto" picks CUDA, then MPS, then CPU.
     amp : {"auto", "bf16", "off"}
         bf16 autocast ("auto": on CUDA only).
+    compile : bool, default False
+        ``torch.compile`` the model.
+    compile_loss : bool, default False
+        Train the CeCo term through :class:`ceco_lite.ceco.CompiledCenterLoss` (``torch.compile``
+        of the centre loss, forward and backward; replayed as a CUDA graph on CUDA). The same
+        loss to round-off, like ``num_threads`` it does not enter :meth:`tag`. Needs
+        ``ceco_variant="paper"``.
     """
 
     # data
@@ -163,6 +170,7 @@ class TrainConfig:
     amp: str = "auto"
     channels_last: bool | None = None
     compile: bool = False
+    compile_loss: bool = False
     num_threads: int | None = None
     num_workers: int = 0
     progress: bool = True
@@ -214,7 +222,7 @@ class TrainConfig:
                               ("schedule", _SCHEDULES), ("ceco_reduction", ("mean", "sum"))):
             check_choice(getattr(self, name), name, allowed)
         for name in ("verify_checksums", "augment", "fixed_pixel_classifier", "fixed_center_classifier",
-                     "nesterov", "compile", "progress", "resume", "overwrite", "checkpoint"):
+                     "nesterov", "compile", "compile_loss", "progress", "resume", "overwrite", "checkpoint"):
             setattr(self, name, check_bool(getattr(self, name), name))
         if self.channels_last is not None:
             self.channels_last = check_bool(self.channels_last, "channels_last")
@@ -228,6 +236,9 @@ class TrainConfig:
             raise TypeError(f"model must be a model name (str), got {self.model!r}")
         if self.ceco_variant == "released" and self.task != "segmentation":
             raise ValueError("ceco_variant='released' (a 1x1-conv head on pixel features) needs a segmentation dataset")
+        if self.compile_loss and self.ceco_variant != "paper":
+            raise ValueError("compile_loss=True compiles CenterCollapseLoss: it needs ceco_variant='paper', "
+                             f"got {self.ceco_variant!r}")
         if self.in2nect_weight > 0 and self.task != "segmentation":
             raise ValueError("in2nect_weight > 0 needs a segmentation dataset (In2NeCT is a pixel loss)")
         check_choice(self.classifier_loss, "classifier_loss", ("cross_entropy", "dot_regression"))

@@ -11,7 +11,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from ..ceco import CenterCollapseLoss, ReleasedCenterCollapseLoss
+from ..ceco import CenterCollapseLoss, CompiledCenterLoss, ReleasedCenterCollapseLoss
 from ..dot_regression import DotRegressionLoss
 from ..in2nect import In2NeCTLoss
 from .config import TrainConfig
@@ -63,7 +63,9 @@ class TrainStep(nn.Module):
     (``"ce"`` or ``"dot_regression"``, ``"ceco"``, ``"in2nect_inter"``, ``"in2nect_intra"``, ``"total"``).
     With ``classifier_loss="dot_regression"`` the classifier's loss is
     :class:`ceco_lite.DotRegressionLoss` onto the model's fixed simplex-ETF classifier.
-    The cross-entropy is the mean over labelled pixels (an exact 0 when a batch has none).
+    The cross-entropy is the mean over labelled pixels (an exact 0 when a batch has none). With
+    ``config.compile_loss`` the CeCo term is computed by :class:`ceco_lite.ceco.CompiledCenterLoss`
+    (attribute ``compiled_ceco``; ``None`` otherwise) from the same module ``ceco``.
 
     Under DistributedDataParallel with global centres the cross-entropy is normalised
     by the global number of labelled pixels and multiplied by the world size, so that
@@ -79,6 +81,9 @@ class TrainStep(nn.Module):
         super().__init__()
         self.model = model
         self.ceco = ceco
+        # config.compile_loss: L_CR through the compiled form of the module (not a submodule: no state of its own)
+        self.compiled_ceco = (CompiledCenterLoss(ceco) if config.compile_loss and isinstance(ceco, CenterCollapseLoss)
+                              else None)
         self.in2nect = in2nect
         self.task = config.task
         self.ignore_index = int(config.ignore_index)
@@ -115,7 +120,7 @@ class TrainStep(nn.Module):
     def _regularise(self, total: torch.Tensor, terms: dict, feats: torch.Tensor, y: torch.Tensor):
         """Add the CeCo and In2NeCT terms to the classifier's loss ``total``."""
         if self.ceco is not None and self.ceco_lambda > 0:
-            l_cr = self.ceco(_upcast(feats), y)
+            l_cr = (self.compiled_ceco or self.ceco)(_upcast(feats), y)
             total = total + self.ceco_lambda * l_cr
             terms["ceco"] = l_cr.detach()
         if self.in2nect is not None and self.in2nect_weight > 0:
