@@ -382,7 +382,10 @@ class CompiledCenterLoss:
     assertion on CUDA (no host synchronisation), with the module's messages.  With
     ``sync="global"`` and an initialised process group it calls ``loss_fn`` itself (the
     all-reduce stays eager).  Double backward is not supported (compiled graphs are
-    differentiable once).
+    differentiable once).  Each new batch shape, ``num_classes``, ``ignore_index`` or
+    ``reduction`` compiles once more; past ``torch._dynamo.config.recompile_limit``
+    (default 8, shared by all instances in a process) calls run the same graph eagerly,
+    with the same values, and ``torch._dynamo`` warns once.
 
     Raises
     ------
@@ -398,7 +401,10 @@ class CompiledCenterLoss:
             mode = "reduce-overhead" if loss_fn.etf.device.type == "cuda" else "default"
         self.mode = mode
         self.backend = backend
-        self._graph = torch.compile(_ceco_graph, fullgraph=True, dynamic=False, backend=backend,
+        # fullgraph=False: the graph has no break (tests/test_ceco_fused.py checks), and past
+        # torch._dynamo's recompile limit (many batch shapes in one process) a call falls back to
+        # the eager graph with a warning instead of failing
+        self._graph = torch.compile(_ceco_graph, fullgraph=False, dynamic=False, backend=backend,
                                     mode=None if backend != "inductor" else mode)
 
     def __repr__(self) -> str:

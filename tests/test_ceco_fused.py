@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import ceco_lite.ceco as ceco_module
 from ceco_lite.ceco import CenterCollapseLoss, CompiledCenterLoss
 from ceco_lite.centers import class_sums
 from ceco_lite.engine import get_preset
@@ -242,6 +243,27 @@ def test_compiled_graph_traces_to_the_eager_loss(dtype, tol, layout):
 def test_inductor_compiled_loss_equals_eager(dtype, tol):
     """The generated kernels (inductor's C++ backend on the CPU) give the eager values and gradients."""
     _compare_compiled("inductor", dtype, tol)
+
+
+def test_compiled_graph_has_no_graph_break():
+    """The whole loss is one graph (what ``fullgraph=True`` would demand), backward included."""
+    loss_fn = CenterCollapseLoss(5, 4, generator=_gen(21))
+    z = torch.randn(2, 4, 3, 3, requires_grad=True)
+    y = torch.randint(0, 5, (2, 3, 3))
+    torch._dynamo.reset()
+    explained = torch._dynamo.explain(ceco_module._ceco_graph)(z, y, loss_fn.etf, 5, 255, "mean")
+    assert explained.graph_break_count == 0 and explained.graph_count == 1
+
+
+def test_compiled_loss_keeps_working_past_the_recompile_limit():
+    """More batch shapes than the recompile limit in one process: later calls run eagerly, same values."""
+    loss_fn = CenterCollapseLoss(4, 3, generator=_gen(22))
+    compiled = CompiledCenterLoss(loss_fn, backend="aot_eager")
+    limit = torch._dynamo.config.recompile_limit
+    for side in range(2, limit + 5):
+        z = torch.randn(1, 3, side, side, generator=_gen(side))
+        y = torch.randint(0, 4, (1, side, side), generator=_gen(side + 100))
+        torch.testing.assert_close(compiled(z, y), loss_fn(z, y), rtol=1e-6, atol=1e-7)
 
 
 def test_compiled_loss_rejects_bad_batches_like_the_module():
