@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .centers import align_features_and_labels, class_sums, no_autocast
+from .distributed import all_reduce_sum
 from .etf import simplex_etf
 from .validation import (
     IGNORE_INDEX,
@@ -55,29 +56,6 @@ def _resolve_sync(sync, process_group) -> str:
     return sync
 
 
-class _AllReduceSum(torch.autograd.Function):
-    """Autograd-aware all-reduce (SUM): forward sums over the group, backward all-reduces the gradient.
-
-    The same as ``torch.distributed.nn.functional.all_reduce`` (whose backward is
-    an all-reduce SUM of ``grad_output``), which torch 2.14 deprecates with a
-    FutureWarning in favour of the private ``torch.distributed._functional_collectives``;
-    written out here so the library emits no warning and uses public API only.
-    """
-
-    @staticmethod
-    def forward(ctx, tensor: Tensor, group) -> Tensor:
-        ctx.group = group
-        out = tensor.clone(memory_format=torch.contiguous_format)
-        dist.all_reduce(out, op=dist.ReduceOp.SUM, group=group)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_output: Tensor):
-        grad = grad_output.clone(memory_format=torch.contiguous_format)
-        dist.all_reduce(grad, op=dist.ReduceOp.SUM, group=ctx.group)
-        return grad, None
-
-
 def _global_sums(sums: Tensor, counts: Tensor, process_group) -> tuple[Tensor, Tensor]:
     """All-reduce per-class sums (autograd-aware) and counts over ``process_group``.
 
@@ -86,7 +64,7 @@ def _global_sums(sums: Tensor, counts: Tensor, process_group) -> tuple[Tensor, T
     if not (dist.is_available() and dist.is_initialized()):
         return sums, counts
     group = process_group if process_group is not None else dist.group.WORLD
-    sums = _AllReduceSum.apply(sums, group)
+    sums = all_reduce_sum(sums, group)
     counts = counts.clone()
     dist.all_reduce(counts, op=dist.ReduceOp.SUM, group=group)
     return sums, counts

@@ -36,34 +36,9 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from ..distributed import all_reduce_sum
+
 __all__ = ["GlobalBatchNorm1d", "GlobalBatchNorm2d", "GlobalBatchNorm3d", "convert_batchnorm", "all_reduce_sum"]
-
-
-class _AllReduceSum(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, tensor: Tensor, group) -> Tensor:
-        ctx.group = group
-        out = tensor.clone(memory_format=torch.contiguous_format)
-        dist.all_reduce(out, op=dist.ReduceOp.SUM, group=group)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_output: Tensor):
-        grad = grad_output.clone(memory_format=torch.contiguous_format)
-        dist.all_reduce(grad, op=dist.ReduceOp.SUM, group=ctx.group)
-        return grad, None
-
-
-def all_reduce_sum(tensor: Tensor, group=None) -> Tensor:
-    """Sum of ``tensor`` over the processes of ``group`` (default: all), differentiable.
-
-    The backward pass all-reduces (SUM) the incoming gradient, so that
-    ``d(sum over processes of L_p) / d tensor`` reaches every process. Returns
-    ``tensor`` itself when no process group is initialised.
-    """
-    if not (dist.is_available() and dist.is_initialized()):
-        return tensor
-    return _AllReduceSum.apply(tensor, group if group is not None else dist.group.WORLD)
 
 
 class _GlobalStatistics:
