@@ -508,6 +508,8 @@ def build_site(out: Path = DEFAULT_OUT, lessons: list[Path] | None = None, *, le
 
     Raises
     ------
+    ValueError
+        When ``lessons`` names a notebook that is not a lesson of ``lessons_dir``.
     RuntimeError
         When a lesson's cell fails (the lesson and the error are named); pages of the
         lessons before it are written.
@@ -515,6 +517,11 @@ def build_site(out: Path = DEFAULT_OUT, lessons: list[Path] | None = None, *, le
     out, lessons_dir = Path(out), Path(lessons_dir)
     every = select_lessons(None, lessons_dir)
     lessons = every if lessons is None else list(lessons)
+    building = {p.name for p in lessons}
+    unknown = sorted(building - {p.name for p in every})
+    if unknown:
+        raise ValueError(f"lessons: {unknown} are not lessons of {lessons_dir} (expected some of "
+                         f"{[p.name for p in every]})")
     out.mkdir(parents=True, exist_ok=True)
     copy_plotly_js(out)
     pages = []
@@ -530,10 +537,11 @@ def build_site(out: Path = DEFAULT_OUT, lessons: list[Path] | None = None, *, le
                 raise RuntimeError(f"{lesson.name} failed while building the site:\n{exc}") from exc
             seconds = time.perf_counter() - start
             title = lesson_title(nb, lesson.stem)
-            names = [p.name for p in every]
-            position = names.index(lesson.name) if lesson.name in names else 0
+            # neighbours: the lessons that have a page once this build is done
+            linked = [p for p in every if p.name in building or (out / f"{p.stem}.html").exists()]
+            position = [p.name for p in linked].index(lesson.name)
             path = out / f"{lesson.stem}.html"
-            write_text(path, page_html(nb, figures, title=title, nav=nav_html(every, position),
+            write_text(path, page_html(nb, figures, title=title, nav=nav_html(linked, position),
                                        mathjax_url=mathjax_url))
             page = Page(lesson=lesson, path=path, notebook=nb, figures=count_figures(nb, figures), seconds=seconds)
             pages.append(page)

@@ -61,6 +61,12 @@ def test_select_lessons_by_number_or_name():
         bs.select_lessons(["9"])
 
 
+def test_build_rejects_a_notebook_that_is_not_a_lesson(tmp_path):
+    with pytest.raises(ValueError, match=r"lessons: \['99_extra\.ipynb'\] are not lessons of .*01_simplex_etf"):
+        bs.build_site(tmp_path / "site", [Path("99_extra.ipynb")], log=lambda line: None)
+    assert not (tmp_path / "site").exists()  # nothing written
+
+
 def test_widgets_are_drawn_in_their_saved_state():
     state = {
         "box": model("VBoxModel", children=[ref("row"), ref("fig"), ref("note"), ref("link")]),
@@ -292,7 +298,8 @@ def test_site_pages_in_the_browser(built_site, chromium, artifacts_dir):
             assert drawn.count() == views, f"{name}: {drawn.count()} widgets drawn, the notebook displays {views}"
             controls = page.locator(".ceco-widget input[type=range], .ceco-widget select, .ceco-widget button")
             assert controls.count() > 0, f"{name}: no control of any widget is drawn"
-            assert page.locator('nav a[href="index.html"]').count() == 1
+            nav = page.evaluate("() => [...document.querySelectorAll('nav a')].map(a => a.getAttribute('href'))")
+            assert nav[0] == "index.html" and set(nav[1:]) == {p.path.name for p in pages} - {name}, nav
 
             details = page.locator("details")
             phrases = answer_phrases(nb)
