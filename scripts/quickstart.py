@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Set up ceco-lite in ``.venv`` and open the lessons, or run the test suite.
+"""Set up ceco-lite in ``.venv`` and open the lessons, build their static site, or run the test suite.
 
 Usage (from the repository root, with nothing but Python >= 3.10 and git)::
 
     python3 scripts/quickstart.py lessons [jupyter lab options...]   # e.g. --no-browser --port 8899
+    python3 scripts/quickstart.py site    [build_site options...]    # e.g. --out DIR --lessons 1 4
     python3 scripts/quickstart.py test    [pytest options...]        # e.g. -k hygiene -x
 
-Both commands
+All three commands
 
 1. create the virtual environment ``.venv`` next to this repository's
    ``pyproject.toml`` if it does not exist yet;
@@ -25,7 +26,10 @@ edited and put a newer lesson beside an edited one as ``<name>.new.ipynb``) and
 runs JupyterLab on that folder with ``scripts/jupyter_lessons_config.py``, whose
 pre-save hook drops widget views and widget state from saved notebooks (adding
 ``--allow-root`` when run as root). The tracked ``lessons/`` are never opened,
-so working through them never changes the repository. ``test`` makes sure a Chromium browser exists for the browser test
+so working through them never changes the repository. ``site`` runs
+``scripts/build_site.py``: every lesson executed in quick mode, written as HTML
+pages with interactive figures into the git-ignored folder ``site/`` (open
+``site/index.html``). ``test`` makes sure a Chromium browser exists for the browser test
 (installing Debian's ``chromium`` package with apt-get when run as root), then
 runs ``python -m pytest`` with the extra options given and exits with pytest's
 exit status.
@@ -316,7 +320,11 @@ def cmd_test(extra):
     return hand_over([venv_python(), "-m", "pytest", *extra], env)
 
 
-COMMANDS = {"lessons": cmd_lessons, "test": cmd_test}
+def cmd_site(extra):
+    return hand_over([venv_python(), REPO_ROOT / "scripts" / "build_site.py", *extra], child_env())
+
+
+COMMANDS = {"lessons": cmd_lessons, "site": cmd_site, "test": cmd_test}
 
 
 def main(argv):

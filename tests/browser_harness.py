@@ -83,6 +83,20 @@ def find_chromium() -> str | None:
     return load_quickstart().find_chromium()
 
 
+def chromium_or_skip() -> str:
+    """:func:`find_chromium`, or skip the calling test without a browser (fail it on CI, where ``CI`` is set)."""
+    import pytest  # only the tests call this (the benchmarks have no pytest)
+
+    path = find_chromium()
+    if path is None:
+        message = ("no Chromium: install it (sudo apt-get install chromium; `python3 scripts/quickstart.py test` "
+                   "does this as root) or set CECO_CHROMIUM")
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
 def file_digest(path: Path) -> str:
     """SHA-256 of a file's bytes."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()

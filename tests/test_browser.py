@@ -62,14 +62,7 @@ def lesson_id(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    path = bh.find_chromium()
-    if path is None:
-        message = ("no Chromium: install it (sudo apt-get install chromium; `python3 scripts/quickstart.py test` "
-                   "does this as root) or set CECO_CHROMIUM")
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    return bh.chromium_or_skip()
 
 
 @pytest.fixture(scope="module")

@@ -116,7 +116,7 @@ def test_quickstart_uses_only_the_standard_library():
     spec = importlib.util.spec_from_file_location("quickstart", path)
     quickstart = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(quickstart)  # importing it has no side effects
-    assert set(quickstart.COMMANDS) == {"lessons", "test"}
+    assert set(quickstart.COMMANDS) == {"lessons", "site", "test"}
     assert quickstart.REPO_ROOT == REPO_ROOT
 
 
