@@ -105,13 +105,17 @@ def centre_geometry_figure(results: Mapping[str, object], *, key: str = "equiang
                                 yaxis_title=labels.get(key, key))
 
 
-def lambda_sweep_plot(results_by_lambda: Mapping[float, object]):
-    """Our mIoU against λ beside CeCo Table 2 (ScanNet200, ADE20K)."""
+def lambda_sweep_plot(results_by_lambda: Mapping[float, object], *, name: str = "this notebook's runs"):
+    """The runs' mIoU against λ beside CeCo Table 2 (ScanNet200, ADE20K), as gains over λ = 0.
+
+    ``name`` labels the runs' curve; the paper's curves are ``"paper: ScanNet200"`` and
+    ``"paper: ADE20K"``.
+    """
     lams = sorted(results_by_lambda)
     ours = [results_by_lambda[lam].score for lam in lams]
     plams = sorted(CECO_TABLE2)
     paper = {"ScanNet200": [CECO_TABLE2[lam][0] for lam in plams], "ADE20K": [CECO_TABLE2[lam][1] for lam in plams]}
-    return lambda_sweep_figure(lams, ours, paper, paper_lambdas=plams)
+    return lambda_sweep_figure(lams, ours, paper, paper_lambdas=plams, ours_name=name)
 
 
 def rarest_class_overlays(results: Mapping[str, object], images, masks, *, num_images: int = 4, palette=None,
@@ -156,7 +160,7 @@ def rarest_class_overlays(results: Mapping[str, object], images, masks, *, num_i
 
 def imbalance_rows(measured: Mapping[str, Mapping], *, paper: Mapping[str, tuple[float, float]] | None = None
                    ) -> list[tuple[str, float, float]]:
-    """Rows ``(name, pixel IF, centre IF)``: ours (from :func:`data_utils.imbalance_stats`) then the paper's.
+    """Rows ``(name, pixel IF, centre IF)``: the measured ones (from :func:`data_utils.imbalance_stats`) then the paper's.
 
     Parameters
     ----------
@@ -172,7 +176,7 @@ def imbalance_rows(measured: Mapping[str, Mapping], *, paper: Mapping[str, tuple
 
 
 def imbalance_table_figure(measured: Mapping[str, Mapping], *, paper=None):
-    """Bar chart of pixel vs centre IF: our data sets beside the paper's (Table 12)."""
+    """Bar chart of pixel vs centre IF: the measured data sets beside the paper's (Table 12)."""
     return imbalance_factor_figure(imbalance_rows(measured, paper=paper),
                                    title="Pixel versus centre imbalance factor: measured here, then CeCo supplement Table 12")
 

@@ -217,8 +217,10 @@ def update_class_histogram(fig: go.FigureWidget, pixel_counts, center_counts, cl
     """Update a :func:`class_histogram_figure` in place."""
     p, c, names = _sorted_counts(pixel_counts, center_counts, class_names)
     with fig.batch_update():
-        fig.data[0].x, fig.data[0].y = names, _norm(p)
-        fig.data[1].x, fig.data[1].y = names, _norm(c)
+        for trace, counts in zip(fig.data[:2], (p, c)):
+            if list(trace.x) != list(names):  # the class order is sent only when it changed
+                trace.x = list(names)
+            trace.y = _norm(counts).tolist()
 
 
 def imbalance_factor_figure(rows: Sequence[tuple[str, float, float]], *,
@@ -297,8 +299,8 @@ def update_grouped_bars(fig: go.FigureWidget, categories: Sequence[str],
 def lambda_sweep_figure(lambdas: Sequence[float], ours: Sequence[float],
                         paper: Mapping[str, Sequence[float]] | None = None, *,
                         paper_lambdas: Sequence[float] | None = None,
-                        ours_name: str = "ours") -> go.FigureWidget:
-    """mIoU gain over λ = 0 against λ: our runs beside the paper's Table 2, on one axis.
+                        ours_name: str = "measured") -> go.FigureWidget:
+    """mIoU gain over λ = 0 against λ: measured runs beside the paper's Table 2, on one axis.
 
     Each curve is drawn as its change from its own λ = 0 value (points of mIoU), so runs on
     different data sets share one scale; the hover shows the absolute mIoU.
@@ -352,14 +354,18 @@ def update_embedding(fig: go.FigureWidget, embedding, labels, *, visible_classes
             fig.layout.title.text = title
 
 
+def _sorted_desc(sizes) -> list:
+    """Sizes sorted largest first, as a plain list (the browser gets JSON numbers, not a binary array)."""
+    return np.sort(np.asarray(sizes))[::-1].tolist()
+
+
 def cluster_sizes_figure(true_sizes, predicted: Mapping[str, Sequence[int]], *,
                          title: str = "Cluster sizes, sorted (IDDC demo)") -> go.FigureWidget:
     """True cluster sizes (sorted) against the sorted sizes found with each prior."""
-    t = np.sort(np.asarray(true_sizes))[::-1]
-    ranks = list(range(1, len(t) + 1))
-    traces = [go.Bar(x=ranks, y=t, name="true sizes", marker_color="lightgray")]
-    traces += [go.Bar(x=list(range(1, len(sizes) + 1)), y=np.sort(np.asarray(sizes))[::-1], name=name,
-                      marker_color=COLORS[i % len(COLORS)]) for i, (name, sizes) in enumerate(predicted.items())]
+    t = _sorted_desc(true_sizes)
+    traces = [go.Bar(x=list(range(1, len(t) + 1)), y=t, name="true sizes", marker_color="lightgray")]
+    traces += [go.Bar(x=list(range(1, len(y) + 1)), y=y, name=name, marker_color=COLORS[i % len(COLORS)])
+               for i, (name, y) in enumerate((n, _sorted_desc(s)) for n, s in predicted.items())]
     return _widget(traces, dict(**_LAYOUT, title=title, barmode="group",
                                 xaxis=dict(title="cluster rank (largest first)", dtick=1),
                                 yaxis=dict(title="points per cluster")))
@@ -368,15 +374,17 @@ def cluster_sizes_figure(true_sizes, predicted: Mapping[str, Sequence[int]], *,
 def update_cluster_sizes(fig: go.FigureWidget, true_sizes, predicted: Mapping[str, Sequence[int]],
                          title: str | None = None) -> None:
     """Update a :func:`cluster_sizes_figure` (series matched by name)."""
-    t = np.sort(np.asarray(true_sizes))[::-1]
-    ranks = list(range(1, len(t) + 1))
     by_name = {tr.name: tr for tr in fig.data}
+    missing = [name for name in predicted if name not in by_name]
+    if missing:
+        raise KeyError(f"no bars named {missing[0]!r} in the figure ({sorted(by_name)})")
+    series = {"true sizes": true_sizes, **predicted}
     with fig.batch_update():
-        by_name["true sizes"].x, by_name["true sizes"].y = ranks, t
-        for name, sizes in predicted.items():
-            by_name[name].x = list(range(1, len(sizes) + 1))
-            by_name[name].y = np.sort(np.asarray(sizes))[::-1]
-        if title is not None:
+        for name, sizes in series.items():
+            y = _sorted_desc(sizes)
+            if list(by_name[name].y) != y:  # unchanged bars are not sent again
+                by_name[name].x, by_name[name].y = list(range(1, len(y) + 1)), y
+        if title is not None and fig.layout.title.text != title:
             fig.layout.title.text = title
 
 
