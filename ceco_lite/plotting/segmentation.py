@@ -18,7 +18,7 @@ from PIL import Image
 from plotly.subplots import make_subplots
 
 from ..iddc import weibull_density
-from .style import COLORS, TEMPLATE
+from .style import COLORS, TEMPLATE, figure_widget
 
 __all__ = [
     "COLORS",
@@ -46,9 +46,8 @@ _LAYOUT = dict(template=TEMPLATE)
 
 
 def _widget(traces: Sequence, layout: Mapping) -> go.FigureWidget:
-    """A FigureWidget born with its traces (one built empty and filled afterwards can stay blank
-    in the browser: its first render may carry no data)."""
-    return go.FigureWidget(go.Figure(data=list(traces), layout=layout))
+    """A FigureWidget born with its traces (:func:`ceco_lite.plotting.style.figure_widget`)."""
+    return figure_widget(go.Figure(data=list(traces), layout=layout))
 
 
 def _hline(y: float, **line) -> dict:
@@ -163,7 +162,7 @@ def mask_grid_figure(images: Sequence, rows: Mapping[str, Sequence], *, palette=
     fig.update_yaxes(visible=False)
     fig.update_layout(**_LAYOUT, title=title, height=60 + height_per_row * nrows, showlegend=False)
     fig.update_layout(margin=dict(l=10, r=60, t=50, b=10))
-    return go.FigureWidget(fig)
+    return figure_widget(fig)
 
 
 def update_mask_grid(fig: go.FigureWidget, images: Sequence, rows: Mapping[str, Sequence], *,
