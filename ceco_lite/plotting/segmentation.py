@@ -1,8 +1,10 @@
 """Plotly figure builders for the segmentation lessons (3, 5 and 6).
 
-Every builder returns a :class:`plotly.graph_objects.FigureWidget` whose traces a
-widget later updates in place (inside ``fig.batch_update()``) through the matching
-``update_*`` function, so a slider never rebuilds a figure. The builders only draw:
+Every builder returns a complete, static :class:`plotly.graph_objects.Figure` (shown by
+JupyterLab's plotly renderer, no widget needed). A widget that redraws one wraps it once in
+:func:`ceco_lite.plotting.style.figure_widget` and updates its traces in place (inside
+``fig.batch_update()``) through the matching ``update_*`` function, so a slider never
+rebuilds a figure. The builders only draw:
 numbers come from the library (:mod:`data_utils`, :mod:`ceco_lite.nc`, the engine).
 """
 from __future__ import annotations
@@ -18,7 +20,7 @@ from PIL import Image
 from plotly.subplots import make_subplots
 
 from ..iddc import weibull_density
-from .style import COLORS, TEMPLATE, figure_widget
+from .style import COLORS, TEMPLATE
 
 __all__ = [
     "COLORS",
@@ -45,9 +47,10 @@ __all__ = [
 _LAYOUT = dict(template=TEMPLATE)
 
 
-def _widget(traces: Sequence, layout: Mapping) -> go.FigureWidget:
-    """A FigureWidget born with its traces (:func:`ceco_lite.plotting.style.figure_widget`)."""
-    return figure_widget(go.Figure(data=list(traces), layout=layout))
+def _figure(traces: Sequence, layout: Mapping) -> go.Figure:
+    """A static figure built complete; a widget that updates it wraps it in
+    :func:`ceco_lite.plotting.style.figure_widget`."""
+    return go.Figure(data=list(traces), layout=layout)
 
 
 def _hline(y: float, **line) -> dict:
@@ -136,7 +139,7 @@ def _grid_sources(images: Sequence, rows: Mapping[str, Sequence], palette, num_c
 
 def mask_grid_figure(images: Sequence, rows: Mapping[str, Sequence], *, palette=None,
                      num_classes: int | None = None, title: str = "", height_per_row: int = 150,
-                     ignore_index: int = 255) -> go.FigureWidget:
+                     ignore_index: int = 255) -> go.Figure:
     """A grid: first row the images, then one row per entry of ``rows`` (masks), as PNG pictures
     (:func:`png_data_uri`).
 
@@ -162,10 +165,10 @@ def mask_grid_figure(images: Sequence, rows: Mapping[str, Sequence], *, palette=
     fig.update_yaxes(visible=False)
     fig.update_layout(**_LAYOUT, title=title, height=60 + height_per_row * nrows, showlegend=False)
     fig.update_layout(margin=dict(l=10, r=60, t=50, b=10))
-    return figure_widget(fig)
+    return fig
 
 
-def update_mask_grid(fig: go.FigureWidget, images: Sequence, rows: Mapping[str, Sequence], *,
+def update_mask_grid(fig: go.Figure, images: Sequence, rows: Mapping[str, Sequence], *,
                      palette=None, num_classes: int | None = None, ignore_index: int = 255) -> None:
     """Replace the pictures of a :func:`mask_grid_figure` (same grid shape)."""
     per_col = 1 + len(rows)
@@ -191,7 +194,7 @@ def _sorted_counts(pixel_counts, center_counts, class_names):
 
 def class_histogram_figure(pixel_counts, center_counts, class_names=None, *,
                            title: str = "Pixel versus centre frequency (supplement Fig. 6)",
-                           log_y: bool = True) -> go.FigureWidget:
+                           log_y: bool = True) -> go.Figure:
     """Pixel and centre frequency per class, sorted by pixel count (supplement Fig. 6).
 
     Both series are normalised by their maximum (``n_k / n_max``), so the ratio of
@@ -202,7 +205,7 @@ def class_histogram_figure(pixel_counts, center_counts, class_names=None, *,
                   yaxis=dict(title="n<sub>k</sub> / n<sub>max</sub>", type="log" if log_y else "linear",
                              dtick=1 if log_y else None),
                   xaxis=dict(title="classes sorted by pixel frequency"))
-    return _widget([go.Bar(x=names, y=_norm(p), name="pixels", marker_color=COLORS[0]),
+    return _figure([go.Bar(x=names, y=_norm(p), name="pixels", marker_color=COLORS[0]),
                     go.Bar(x=names, y=_norm(c), name="centres", marker_color=COLORS[1])], layout)
 
 
@@ -212,7 +215,7 @@ def _norm(v: np.ndarray) -> np.ndarray:
     return np.where(out > 0, out, np.nan)  # zero counts are not drawn on a log axis
 
 
-def update_class_histogram(fig: go.FigureWidget, pixel_counts, center_counts, class_names=None) -> None:
+def update_class_histogram(fig: go.Figure, pixel_counts, center_counts, class_names=None) -> None:
     """Update a :func:`class_histogram_figure` in place."""
     p, c, names = _sorted_counts(pixel_counts, center_counts, class_names)
     with fig.batch_update():
@@ -223,12 +226,12 @@ def update_class_histogram(fig: go.FigureWidget, pixel_counts, center_counts, cl
 
 
 def imbalance_factor_figure(rows: Sequence[tuple[str, float, float]], *,
-                            title: str = "Pixel versus centre imbalance factor") -> go.FigureWidget:
+                            title: str = "Pixel versus centre imbalance factor") -> go.Figure:
     """Grouped bars of (dataset, pixel IF, centre IF) on a log axis (paper Sec. 4.3, Table 12)."""
     labels = [r[0] for r in rows]
     layout = dict(**_LAYOUT, title=title, barmode="group",
                   yaxis=dict(title="imbalance factor n<sub>max</sub> / n<sub>min</sub>", type="log", dtick=1))
-    return _widget([
+    return _figure([
         go.Bar(x=labels, y=[r[1] for r in rows], name="pixel / point IF", marker_color=COLORS[0],
                text=[f"{r[1]:.0f}" for r in rows], textposition="outside"),
         go.Bar(x=labels, y=[r[2] for r in rows], name="centre IF", marker_color=COLORS[1],
@@ -239,7 +242,7 @@ def imbalance_factor_figure(rows: Sequence[tuple[str, float, float]], *,
 def curves_figure(curves: Mapping[str, tuple[Sequence, Sequence]], *, title: str = "",
                   xaxis_title: str = "epoch", yaxis_title: str = "", dashes: Mapping[str, str] | None = None,
                   colors: Mapping[str, str] | None = None, log_y: bool = False,
-                  reference: float | None = None) -> go.FigureWidget:
+                  reference: float | None = None) -> go.Figure:
     """One line per entry ``name -> (x, y)`` (e.g. NC statistics over training, Fig. 2/4/5).
 
     ``reference`` draws a dotted horizontal line (e.g. 0 = perfect equiangularity).
@@ -252,10 +255,10 @@ def curves_figure(curves: Mapping[str, tuple[Sequence, Sequence]], *, title: str
                          line=dict(color=(colors or {}).get(name, COLORS[i % len(COLORS)]),
                                    dash=(dashes or {}).get(name, "solid")))
               for i, (name, (x, y)) in enumerate(curves.items())]
-    return _widget(traces, layout)
+    return _figure(traces, layout)
 
 
-def update_curves(fig: go.FigureWidget, curves: Mapping[str, tuple[Sequence, Sequence]], *,
+def update_curves(fig: go.Figure, curves: Mapping[str, tuple[Sequence, Sequence]], *,
                   yaxis_title: str | None = None) -> None:
     """Replace the data of the named lines of a :func:`curves_figure` (matched by name)."""
     by_name = {tr.name: tr for tr in fig.data}
@@ -271,7 +274,7 @@ def update_curves(fig: go.FigureWidget, curves: Mapping[str, tuple[Sequence, Seq
 
 def grouped_bars_figure(categories: Sequence[str], series: Mapping[str, Sequence[float]], *,
                         title: str = "", yaxis_title: str = "", text_format: str = "{:.1f}",
-                        colors: Mapping[str, str] | None = None) -> go.FigureWidget:
+                        colors: Mapping[str, str] | None = None) -> go.Figure:
     """Grouped bar chart ``series name -> values per category`` (e.g. per-class IoU)."""
     traces = []
     for i, (name, values) in enumerate(series.items()):
@@ -280,10 +283,10 @@ def grouped_bars_figure(categories: Sequence[str], series: Mapping[str, Sequence
                              marker_color=(colors or {}).get(name, COLORS[i % len(COLORS)]),
                              text=[("" if np.isnan(v) else text_format.format(v)) for v in vals],
                              textposition="outside"))
-    return _widget(traces, dict(**_LAYOUT, title=title, barmode="group", yaxis=dict(title=yaxis_title)))
+    return _figure(traces, dict(**_LAYOUT, title=title, barmode="group", yaxis=dict(title=yaxis_title)))
 
 
-def update_grouped_bars(fig: go.FigureWidget, categories: Sequence[str],
+def update_grouped_bars(fig: go.Figure, categories: Sequence[str],
                         series: Mapping[str, Sequence[float]], text_format: str = "{:.1f}") -> None:
     """Update the bars of a :func:`grouped_bars_figure` (series matched by name)."""
     by_name = {tr.name: tr for tr in fig.data}
@@ -298,7 +301,7 @@ def update_grouped_bars(fig: go.FigureWidget, categories: Sequence[str],
 def lambda_sweep_figure(lambdas: Sequence[float], ours: Sequence[float],
                         paper: Mapping[str, Sequence[float]] | None = None, *,
                         paper_lambdas: Sequence[float] | None = None,
-                        ours_name: str = "measured") -> go.FigureWidget:
+                        ours_name: str = "measured") -> go.Figure:
     """mIoU gain over λ = 0 against λ: measured runs beside the paper's Table 2, on one axis.
 
     Each curve is drawn as its change from its own λ = 0 value (points of mIoU), so runs on
@@ -317,12 +320,12 @@ def lambda_sweep_figure(lambdas: Sequence[float], ours: Sequence[float],
                                  hovertemplate="λ = %{x}: mIoU %{customdata:.1f} (%{y:+.1f})<extra></extra>",
                                  line=dict(color=COLORS[i % len(COLORS)], width=3 if i == 0 else 2,
                                            dash="solid" if i == 0 else "dash")))
-    return _widget(traces, layout)
+    return _figure(traces, layout)
 
 
 def embedding_figure(embedding, labels, class_names=None, *, title: str = "t-SNE of pixel features",
                      palette=None, num_classes: int | None = None, visible_classes: Iterable[int] | None = None,
-                     marker_size: int = 5) -> go.FigureWidget:
+                     marker_size: int = 5) -> go.Figure:
     """A 2-D scatter with one trace per class (so classes can be hidden instantly)."""
     emb = np.asarray(embedding)
     y = np.asarray(labels)
@@ -334,11 +337,11 @@ def embedding_figure(embedding, labels, class_names=None, *, title: str = "t-SNE
                            marker=dict(size=marker_size, color="rgb({},{},{})".format(*pal[k]), opacity=0.8),
                            visible=(k in visible))
               for k in range(K)]
-    return _widget(traces, dict(**_LAYOUT, title=title, xaxis=dict(visible=False),
+    return _figure(traces, dict(**_LAYOUT, title=title, xaxis=dict(visible=False),
                                 yaxis=dict(visible=False, scaleanchor="x"), height=480))
 
 
-def update_embedding(fig: go.FigureWidget, embedding, labels, *, visible_classes: Iterable[int] | None = None,
+def update_embedding(fig: go.Figure, embedding, labels, *, visible_classes: Iterable[int] | None = None,
                      title: str | None = None) -> None:
     """Swap the points of an :func:`embedding_figure` and set which classes show."""
     emb = np.asarray(embedding)
@@ -359,18 +362,18 @@ def _sorted_desc(sizes) -> list:
 
 
 def cluster_sizes_figure(true_sizes, predicted: Mapping[str, Sequence[int]], *,
-                         title: str = "Cluster sizes, sorted (IDDC demo)") -> go.FigureWidget:
+                         title: str = "Cluster sizes, sorted (IDDC demo)") -> go.Figure:
     """True cluster sizes (sorted) against the sorted sizes found with each prior."""
     t = _sorted_desc(true_sizes)
     traces = [go.Bar(x=list(range(1, len(t) + 1)), y=t, name="true sizes", marker_color="lightgray")]
     traces += [go.Bar(x=list(range(1, len(y) + 1)), y=y, name=name, marker_color=COLORS[i % len(COLORS)])
                for i, (name, y) in enumerate((n, _sorted_desc(s)) for n, s in predicted.items())]
-    return _widget(traces, dict(**_LAYOUT, title=title, barmode="group",
+    return _figure(traces, dict(**_LAYOUT, title=title, barmode="group",
                                 xaxis=dict(title="cluster rank (largest first)", dtick=1),
                                 yaxis=dict(title="points per cluster")))
 
 
-def update_cluster_sizes(fig: go.FigureWidget, true_sizes, predicted: Mapping[str, Sequence[int]],
+def update_cluster_sizes(fig: go.Figure, true_sizes, predicted: Mapping[str, Sequence[int]],
                          title: str | None = None) -> None:
     """Update a :func:`cluster_sizes_figure` (series matched by name)."""
     by_name = {tr.name: tr for tr in fig.data}
@@ -389,11 +392,11 @@ def update_cluster_sizes(fig: go.FigureWidget, true_sizes, predicted: Mapping[st
 
 def prior_penalty_figure(x, curves: Mapping[str, Sequence[float]], *,
                          title: str = "Penalty on one cluster of relative size x",
-                         yaxis_title: str = "penalty f(x)", log_y: bool = True) -> go.FigureWidget:
+                         yaxis_title: str = "penalty f(x)", log_y: bool = True) -> go.Figure:
     """Per-cluster penalty as a function of the relative cluster size (log x axis)."""
     traces = [go.Scatter(x=list(x), y=list(y), name=name, mode="lines", line=dict(color=COLORS[i], width=3))
               for i, (name, y) in enumerate(curves.items())]
-    return _widget(traces, dict(**_LAYOUT, title=title,
+    return _figure(traces, dict(**_LAYOUT, title=title,
                                 xaxis=dict(title="relative cluster size x = x<sub>c</sub> / max<sub>c′</sub> x<sub>c′</sub>",
                                            type="log", dtick=1),
                                 yaxis=dict(title=yaxis_title, type="log" if log_y else "linear",

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..clustering import PRIORS, imbalanced_blobs, train_clustering_head
 from ..plotting.segmentation import cluster_sizes_figure, update_cluster_sizes
+from ..plotting.style import figure_widget
 from ..validation import check_imbalance_factor, check_int
 from ..verdicts import Verdict, compare
 from ._busy import BusySign
@@ -88,8 +89,8 @@ class ClusteringExplorer:
         self.status = W.HTML()
         self.shown = start
         sizes, results = self.cache[start]
-        self.figure = cluster_sizes_figure(sizes, {PRIOR_LABELS[p]: results[p].cluster_sizes for p in self.priors},
-                                           title=self._title(start))
+        self.figure = figure_widget(cluster_sizes_figure(
+            sizes, {PRIOR_LABELS[p]: results[p].cluster_sizes for p in self.priors}, title=self._title(start)))
         self.imbalance.observe(lambda change: self.update(imbalance_factor=change["new"]), names="value")
         self.widget = W.VBox([self.imbalance, self.sign.line, self.figure, self.status])
         self.update(imbalance_factor=start)

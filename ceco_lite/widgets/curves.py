@@ -7,6 +7,7 @@ import ipywidgets as W
 
 from ..plotting.runs import history_value
 from ..plotting.segmentation import curves_figure, update_curves
+from ..plotting.style import figure_widget
 
 __all__ = ["TrainingCurvesExplorer"]
 
@@ -33,8 +34,8 @@ class TrainingCurvesExplorer:
         self.labels = dict(labels or {})
         self.metric = W.Dropdown(options=[(self.labels.get(m, m), m) for m in metrics], value=metrics[0],
                                  description="metric")
-        self.figure = curves_figure(self._curves(metrics[0]), title=title,
-                                    yaxis_title=self.labels.get(metrics[0], metrics[0]))
+        self.figure = figure_widget(curves_figure(self._curves(metrics[0]), title=title,
+                                                  yaxis_title=self.labels.get(metrics[0], metrics[0])))
         self.metric.observe(lambda change: self.update(metric=change["new"]), names="value")
         self.widget = W.VBox([self.metric, self.figure])
 

@@ -15,6 +15,7 @@ from data_utils.synthetic import class_names, palette
 
 from ..plotting.segmentation import (class_histogram_figure, mask_grid_figure, update_class_histogram,
                                      update_mask_grid)
+from ..plotting.style import figure_widget
 from ..validation import (check_bool, check_float, check_imbalance_factor, check_int, check_num_classes,
                           check_seed)
 from ._busy import BusySign
@@ -92,9 +93,10 @@ class SyntheticDataExplorer:
         self._lock = threading.Lock()
         images, masks, stats = self.compute(*start)
         self.stats = stats
-        self.samples = mask_grid_figure(images, {"mask": masks}, palette=self.palette,
-                                        title="Samples (top: image, bottom: mask)")
-        self.figure = class_histogram_figure(stats["pixel_counts"], stats["center_counts"], self._names())
+        self.samples = figure_widget(mask_grid_figure(images, {"mask": masks}, palette=self.palette,
+                                                      title="Samples (top: image, bottom: mask)"))
+        self.figure = figure_widget(class_histogram_figure(stats["pixel_counts"], stats["center_counts"],
+                                                           self._names()))
         self.imbalance.observe(lambda ch: self.update(imbalance_factor=ch["new"]), names="value")
         self.context.observe(lambda ch: self.update(context_strength=ch["new"]), names="value")
         legend = "".join(

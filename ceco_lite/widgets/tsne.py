@@ -6,6 +6,7 @@ from typing import Mapping, Sequence
 import ipywidgets as W
 
 from ..plotting.segmentation import embedding_figure, update_embedding
+from ..plotting.style import figure_widget
 
 __all__ = ["TSNEExplorer"]
 
@@ -38,8 +39,8 @@ class TSNEExplorer:
         self.subset = W.ToggleButtons(options=subsets, value="all", description="classes")
         first = self.embeddings[(runs[0], epochs[-1])] if (runs[0], epochs[-1]) in self.embeddings \
             else next(iter(self.embeddings.values()))
-        self.figure = embedding_figure(first["embedding"], first["labels"], self.class_names, palette=palette,
-                                       num_classes=len(self.class_names))
+        self.figure = figure_widget(embedding_figure(first["embedding"], first["labels"], self.class_names,
+                                                     palette=palette, num_classes=len(self.class_names)))
         for w, key in ((self.run, "run"), (self.epoch, "epoch"), (self.subset, "subset")):
             w.observe(lambda ch, key=key: self.update(**{key: ch["new"]}), names="value")
         self.widget = W.VBox([self.run, self.epoch, self.subset, self.figure])
