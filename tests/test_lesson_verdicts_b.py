@@ -36,6 +36,9 @@ MISSING_WORDS = re.compile(r"not found|missing|no cityscapes|without", re.IGNORE
 #: With real data, what each lesson must say it used.
 REAL_DATA_MARKERS = {"03": ("CamVid train", "Cityscapes sample"), "05": ("CamVid (preset 'camvid-quick')",), "06": ()}
 
+#: Outputs that are figures or widgets, not text.
+FIGURE_MIMES = {"application/vnd.jupyter.widget-view+json", "application/vnd.plotly.v1+json"}
+
 pytestmark = pytest.mark.notebooks
 
 
@@ -60,8 +63,8 @@ def unannounced_mentions(nb) -> list[str]:
         if c.cell_type != "code":
             continue
         for o in c.get("outputs", []):
-            if "application/vnd.jupyter.widget-view+json" in o.get("data", {}):
-                continue  # a widget (figure) repr: its text is the widget's model, not a sentence
+            if FIGURE_MIMES & set(o.get("data", {})):
+                continue  # a figure or widget: its text is its data (the paper's rows included), not a sentence
             for text in output_texts(o):
                 for line in text.splitlines():
                     if DATASET_WORDS.search(line) and not MISSING_WORDS.search(line):

@@ -2,6 +2,8 @@
 figure changed."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -119,3 +121,26 @@ def test_clustering_explorer_table_and_verdicts_agree_with_results():
     assert verdicts[2].values == {"no prior": n.num_empty, "Weibull (IDDC)": w.num_empty}
     for v in verdicts:
         assert holds(v.to_dict()) and v.text in html.replace("&#x27;", "'")
+
+
+def test_figure_view_redraws_only_changed_figures():
+    import plotly.graph_objects as go
+    from ceco_lite.widgets._figure_view import PLOTLY_MIME, FigureView
+    fig = go.Figure(data=[go.Bar(x=[1, 2], y=np.array([3.0, 4.0]))])
+    view = FigureView(fig)
+    shown = view.output.outputs[0]["data"][PLOTLY_MIME]
+    json.dumps(shown)  # plain JSON (numpy arrays travel as plotly's typed-array encoding)
+    assert shown["data"][0]["type"] == "bar" and list(go.Figure(shown).data[0].y) == [3.0, 4.0]
+    assert not view.redraw()  # unchanged: nothing sent
+    fig.data[0].y = [5.0, 1.0]
+    assert view.redraw() and view.output.outputs[0]["data"][PLOTLY_MIME]["data"][0]["y"] == [5.0, 1.0]
+    with pytest.raises(TypeError, match="figure"):
+        FigureView({"data": []})
+
+
+def test_widgets_show_their_figure_through_the_view():
+    hist = {"a": [{"epoch": 1, "miou": 1.0}, {"epoch": 2, "miou": 2.0}]}
+    rc = TrainingCurvesExplorer(hist, ["miou"])
+    from ceco_lite.widgets._figure_view import PLOTLY_MIME
+    shown = rc.view.output.outputs[0]["data"][PLOTLY_MIME]["data"][0]
+    assert shown["y"] == [1.0, 2.0] and rc.view.output in rc.widget.children

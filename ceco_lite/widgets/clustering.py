@@ -9,10 +9,10 @@ import numpy as np
 
 from ..clustering import PRIORS, imbalanced_blobs, train_clustering_head
 from ..plotting.segmentation import cluster_sizes_figure, update_cluster_sizes
-from ..plotting.style import figure_widget
 from ..validation import check_imbalance_factor, check_int
 from ..verdicts import Verdict, compare
 from ._busy import BusySign
+from ._figure_view import FigureView
 
 __all__ = ["ClusteringExplorer", "DEFAULT_IMBALANCE_FACTORS", "PRIOR_LABELS"]
 
@@ -89,10 +89,11 @@ class ClusteringExplorer:
         self.status = W.HTML()
         self.shown = start
         sizes, results = self.cache[start]
-        self.figure = figure_widget(cluster_sizes_figure(
-            sizes, {PRIOR_LABELS[p]: results[p].cluster_sizes for p in self.priors}, title=self._title(start)))
+        self.figure = cluster_sizes_figure(sizes, {PRIOR_LABELS[p]: results[p].cluster_sizes for p in self.priors},
+                                           title=self._title(start))
+        self.view = FigureView(self.figure)
         self.imbalance.observe(lambda change: self.update(imbalance_factor=change["new"]), names="value")
-        self.widget = W.VBox([self.imbalance, self.sign.line, self.figure, self.status])
+        self.widget = W.VBox([self.imbalance, self.sign.line, self.view.output, self.status])
         self.update(imbalance_factor=start)
 
     @staticmethod
@@ -152,6 +153,7 @@ class ClusteringExplorer:
         sizes, results = self.cache[v]
         update_cluster_sizes(self.figure, sizes, {PRIOR_LABELS[p]: r.cluster_sizes for p, r in results.items()},
                              title=self._title(v))
+        self.view.redraw()
         head = "".join(f"<th style='{_HEAD}'>{h}</th>"
                        for h in ("matched acc.", "NMI", "size distance", "empty clusters"))
         rows = "".join(

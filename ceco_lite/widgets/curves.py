@@ -7,7 +7,7 @@ import ipywidgets as W
 
 from ..plotting.runs import history_value
 from ..plotting.segmentation import curves_figure, update_curves
-from ..plotting.style import figure_widget
+from ._figure_view import FigureView
 
 __all__ = ["TrainingCurvesExplorer"]
 
@@ -34,10 +34,11 @@ class TrainingCurvesExplorer:
         self.labels = dict(labels or {})
         self.metric = W.Dropdown(options=[(self.labels.get(m, m), m) for m in metrics], value=metrics[0],
                                  description="metric")
-        self.figure = figure_widget(curves_figure(self._curves(metrics[0]), title=title,
-                                                  yaxis_title=self.labels.get(metrics[0], metrics[0])))
+        self.figure = curves_figure(self._curves(metrics[0]), title=title,
+                                    yaxis_title=self.labels.get(metrics[0], metrics[0]))
+        self.view = FigureView(self.figure)
         self.metric.observe(lambda change: self.update(metric=change["new"]), names="value")
-        self.widget = W.VBox([self.metric, self.figure])
+        self.widget = W.VBox([self.metric, self.view.output])
 
     def _curves(self, metric: str) -> dict:
         out = {}
@@ -51,6 +52,7 @@ class TrainingCurvesExplorer:
         """Show another metric (the dropdown's callback)."""
         metric = metric or self.metric.value
         update_curves(self.figure, self._curves(metric), yaxis_title=self.labels.get(metric, metric))
+        self.view.redraw()
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)

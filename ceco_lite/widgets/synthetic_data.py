@@ -15,10 +15,10 @@ from data_utils.synthetic import class_names, palette
 
 from ..plotting.segmentation import (class_histogram_figure, mask_grid_figure, update_class_histogram,
                                      update_mask_grid)
-from ..plotting.style import figure_widget
 from ..validation import (check_bool, check_float, check_imbalance_factor, check_int, check_num_classes,
                           check_seed)
 from ._busy import BusySign
+from ._figure_view import FigureView
 
 __all__ = ["SyntheticDataExplorer", "DEFAULT_IMBALANCE_FACTORS", "DEFAULT_CONTEXT_STRENGTHS"]
 
@@ -93,17 +93,17 @@ class SyntheticDataExplorer:
         self._lock = threading.Lock()
         images, masks, stats = self.compute(*start)
         self.stats = stats
-        self.samples = figure_widget(mask_grid_figure(images, {"mask": masks}, palette=self.palette,
-                                                      title="Samples (top: image, bottom: mask)"))
-        self.figure = figure_widget(class_histogram_figure(stats["pixel_counts"], stats["center_counts"],
-                                                           self._names()))
+        self.samples = mask_grid_figure(images, {"mask": masks}, palette=self.palette,
+                                        title="Samples (top: image, bottom: mask)")
+        self.figure = class_histogram_figure(stats["pixel_counts"], stats["center_counts"], self._names())
+        self.views = (FigureView(self.samples), FigureView(self.figure))
         self.imbalance.observe(lambda ch: self.update(imbalance_factor=ch["new"]), names="value")
         self.context.observe(lambda ch: self.update(context_strength=ch["new"]), names="value")
         legend = "".join(
             f"<span style='display:inline-block;width:12px;height:12px;background:rgb{tuple(int(v) for v in c)};"
             f"margin:0 4px 0 10px'></span>{n}" for n, c in zip(self._names(), self.palette))
-        self.widget = W.VBox([W.HBox([self.imbalance, self.context]), self.sign.line, self.samples, W.HTML(legend),
-                              self.figure, self.status])
+        self.widget = W.VBox([W.HBox([self.imbalance, self.context]), self.sign.line, self.views[0].output,
+                              W.HTML(legend), self.views[1].output, self.status])
         self._write_status(stats)
         self.worker = None
         if check_bool(precompute, "precompute"):
@@ -149,6 +149,8 @@ class SyntheticDataExplorer:
         self.stats = stats
         update_mask_grid(self.samples, images, {"mask": masks}, palette=self.palette)
         update_class_histogram(self.figure, stats["pixel_counts"], stats["center_counts"], self._names())
+        for view in self.views:
+            view.redraw()
         self._write_status(stats)
 
     def _repr_mimebundle_(self, **kwargs):
