@@ -2,6 +2,7 @@
 figure changed."""
 from __future__ import annotations
 
+import base64
 import json
 
 import numpy as np
@@ -130,7 +131,9 @@ def test_figure_view_redraws_only_changed_figures():
     view = FigureView(fig)
     shown = view.output.outputs[0]["data"][PLOTLY_MIME]
     json.dumps(shown)  # plain JSON (numpy arrays travel as plotly's typed-array encoding)
-    assert shown["data"][0]["type"] == "bar" and list(go.Figure(shown).data[0].y) == [3.0, 4.0]
+    y = shown["data"][0]["y"]
+    assert shown["data"][0]["type"] == "bar" and y["dtype"] == "f8"
+    assert np.frombuffer(base64.b64decode(y["bdata"]), dtype="<f8").tolist() == [3.0, 4.0]
     assert not view.redraw()  # unchanged: nothing sent
     fig.data[0].y = [5.0, 1.0]
     assert view.redraw() and view.output.outputs[0]["data"][PLOTLY_MIME]["data"][0]["y"] == [5.0, 1.0]
