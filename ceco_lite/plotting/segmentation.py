@@ -1,9 +1,9 @@
 """Plotly figure builders for the segmentation lessons (3, 5 and 6).
 
 Every builder returns a complete, static :class:`plotly.graph_objects.Figure` (shown by
-JupyterLab's plotly renderer, no widget needed). A widget that redraws one wraps it once in
-:func:`ceco_lite.plotting.style.figure_widget` and updates its traces in place (inside
-``fig.batch_update()``) through the matching ``update_*`` function, so a slider never
+JupyterLab's plotly renderer, no widget model needed). A lesson widget keeps one, changes
+its traces in place (inside ``fig.batch_update()``) through the matching ``update_*``
+function and redraws it (``ceco_lite.widgets._figure_view.FigureView``), so a slider never
 rebuilds a figure. The builders only draw:
 numbers come from the library (:mod:`data_utils`, :mod:`ceco_lite.nc`, the engine).
 """
@@ -48,8 +48,7 @@ _LAYOUT = dict(template=TEMPLATE)
 
 
 def _figure(traces: Sequence, layout: Mapping) -> go.Figure:
-    """A static figure built complete; a widget that updates it wraps it in
-    :func:`ceco_lite.plotting.style.figure_widget`."""
+    """A static figure built complete, traces and layout together."""
     return go.Figure(data=list(traces), layout=layout)
 
 

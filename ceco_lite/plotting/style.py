@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 __all__ = ["TEMPLATE", "COLORS", "LEARNED_COLOR", "FIXED_COLOR", "BOUND_COLOR", "FIGURE_WIDTH", "NOTATION",
-           "style_figure", "class_axis", "log_axis", "class_color", "figure_widget"]
+           "style_figure", "class_axis", "log_axis", "class_color"]
 
 #: Colours of compared runs / curves (Okabe-Ito, colour-blind friendly).
 COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
@@ -85,42 +85,3 @@ def log_axis(fig: go.Figure, *, axis: str = "y", row=None, col=None, title: str 
     if title is not None:
         kw["title_text"] = title
     (fig.update_xaxes if axis == "x" else fig.update_yaxes)(row=row, col=col, **kw)
-
-
-class _BornFigureWidget(go.FigureWidget):
-    """A FigureWidget whose comm opens only once its traces and layout are in place.
-
-    ``go.FigureWidget.__init__`` opens the widget's comm (ipywidgets ``Widget.__init__``)
-    before it copies the figure into its synced ``_widget_data`` / ``_widget_layout``, so
-    the browser first receives an empty figure and the data in a later update; while the
-    (large) plotly module is still loading, that update can be lost and the figure stays
-    blank. Here the comm opens at the end of ``__init__``: the first message holds the data.
-    """
-
-    _born = False
-
-    def open(self) -> None:
-        if self._born:
-            super().open()
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._born = True
-        self.open()
-
-
-def figure_widget(figure: go.Figure | None = None) -> go.FigureWidget:
-    """``figure`` (traces and layout) as a :class:`plotly.graph_objects.FigureWidget` that
-    reaches the browser with its traces.
-
-    Build every lesson figure complete -- ``figure_widget(go.Figure(data=[...], layout=...))``
-    -- rather than as an empty widget with traces added afterwards: the widget's first
-    message to the browser then holds all of its data and layout.
-
-    Examples
-    --------
-    >>> fig = figure_widget(go.Figure(data=[go.Bar(x=[1, 2], y=[3, 4])], layout=dict(template=TEMPLATE)))
-    >>> isinstance(fig, go.FigureWidget), len(fig._widget_data), fig.comm is not None
-    (True, 1, True)
-    """
-    return _BornFigureWidget(figure if figure is not None else go.Figure())
