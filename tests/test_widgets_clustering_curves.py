@@ -147,3 +147,11 @@ def test_widgets_show_their_figure_through_the_view():
     from ceco_lite.widgets._figure_view import PLOTLY_MIME
     shown = rc.view.output.outputs[0]["data"][PLOTLY_MIME]["data"][0]
     assert shown["y"] == [1.0, 2.0] and rc.view.output in rc.widget.children
+
+
+def test_curves_dropdown_shows_plain_text_and_the_axis_keeps_the_notation():
+    hist = {"a": [{"epoch": 1, "nc": {"x": 1.0, "y": 2.0}}]}
+    rc = TrainingCurvesExplorer(hist, ["nc.x", "nc.y"], labels={"nc.x": "Std<sub>k≠k′</sub> cos", "nc.y": "Δ<sub>I</sub>"},
+                                menu_labels={"nc.y": "Delta I"})
+    assert [label for label, _ in rc.metric.options] == ["Stdk≠k′ cos", "Delta I"]
+    assert rc.figure.layout.yaxis.title.text == "Std<sub>k≠k′</sub> cos"

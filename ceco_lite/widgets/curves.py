@@ -1,6 +1,8 @@
 """Training curves of several runs, one statistic at a time (lesson 6)."""
 from __future__ import annotations
 
+import html
+import re
 from typing import Mapping, Sequence
 
 import ipywidgets as W
@@ -23,17 +25,24 @@ class TrainingCurvesExplorer:
     metrics : sequence of str
         Keys the dropdown offers (first one shown).
     labels : mapping, optional
-        Human-readable names of the metrics.
+        Names of the metrics for the y-axis title (HTML sub/superscripts allowed, e.g. from
+        :data:`ceco_lite.plotting.style.NOTATION`).
+    menu_labels : mapping, optional
+        Plain-text names for the dropdown (which cannot show HTML); default: ``labels``
+        with their tags removed.
     """
 
     def __init__(self, histories: Mapping[str, Sequence[Mapping]], metrics: Sequence[str], *,
-                 labels: Mapping[str, str] | None = None, title: str = "") -> None:
+                 labels: Mapping[str, str] | None = None, menu_labels: Mapping[str, str] | None = None,
+                 title: str = "") -> None:
         if not metrics:
             raise ValueError("metrics must name at least one history key")
         self.histories = dict(histories)
         self.labels = dict(labels or {})
-        self.metric = W.Dropdown(options=[(self.labels.get(m, m), m) for m in metrics], value=metrics[0],
-                                 description="metric")
+        menu = {m: re.sub(r"<[^>]+>", "", html.unescape(self.labels.get(m, m))) for m in metrics}
+        menu.update(menu_labels or {})
+        self.metric = W.Dropdown(options=[(menu[m], m) for m in metrics], value=metrics[0], description="metric",
+                                 layout=W.Layout(width="420px"))
         self.figure = curves_figure(self._curves(metrics[0]), title=title,
                                     yaxis_title=self.labels.get(metrics[0], metrics[0]))
         self.view = FigureView(self.figure)
