@@ -155,3 +155,11 @@ def test_curves_dropdown_shows_plain_text_and_the_axis_keeps_the_notation():
                                 menu_labels={"nc.y": "Delta I"})
     assert [label for label, _ in rc.metric.options] == ["Stdk≠k′ cos", "Delta I"]
     assert rc.figure.layout.yaxis.title.text == "Std<sub>k≠k′</sub> cos"
+
+
+def test_figure_view_output_is_not_echoed_back():
+    import plotly.graph_objects as go
+    from ceco_lite.widgets._figure_view import FigureView
+    view = FigureView(go.Figure())
+    assert view.output.trait_metadata("outputs", "echo_update") is False  # the browser's copy is not re-sent
+    assert view.output.trait_metadata("outputs", "sync") is True

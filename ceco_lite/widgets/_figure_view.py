@@ -12,11 +12,20 @@ import json
 
 import ipywidgets as W
 import plotly.graph_objects as go
+from ipywidgets.widgets.trait_types import TypedTuple
+from traitlets import Dict
 
 __all__ = ["FigureView", "PLOTLY_MIME"]
 
 #: The MIME type JupyterLab's plotly extension renders.
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
+
+
+class _PlotOutput(W.Output):
+    """An Output whose content the kernel alone sets: the copy JupyterLab sends back after
+    rendering it is not echoed to the browser again (which would render the plot twice)."""
+
+    outputs = TypedTuple(trait=Dict(), help="The output messages.").tag(sync=True, echo_update=False)
 
 
 class FigureView:
@@ -40,7 +49,7 @@ class FigureView:
             raise TypeError(f"figure must be a plotly.graph_objects.Figure, got {type(figure).__name__}")
         self.figure = figure
         self.config = dict(config or {"displaylogo": False})
-        self.output = W.Output()
+        self.output = _PlotOutput()
         self._shown: str | None = None
         self.redraw()
 
