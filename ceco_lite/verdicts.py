@@ -59,6 +59,11 @@ class Verdict:
         return asdict(self)
 
 
+def _poss(name: str) -> str:
+    """``name``'s -- or ``name``' for a plural ending in s (``the class means'``)."""
+    return f"{name}'" if name.endswith("s") else f"{name}'s"
+
+
 def _fmt(v: float, unit: str, digits: int) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}{unit}"
 
@@ -101,14 +106,14 @@ def compare(quantity: str, values: Mapping[str, float], *, tolerance: float = 0.
     d = float(va) - float(vb)
     if abs(d) <= tolerance:
         relation = "equal"
-        how = f"the same as {b}'s ({_fmt(vb, unit, digits)})" + (f" within {tolerance:g} {difference}" if tolerance else "")
+        how = f"the same as {_poss(b)} ({_fmt(vb, unit, digits)})" + (f" within {tolerance:g}{' ' + difference if difference else ''}" if tolerance else "")
     elif d > 0:
         relation = "greater"
-        how = f"above {b}'s ({_fmt(vb, unit, digits)}), by {abs(d):.{digits}f} {difference}"
+        how = f"above {_poss(b)} ({_fmt(vb, unit, digits)}), by {abs(d):.{digits}f}{' ' + difference if difference else ''}"
     else:
         relation = "less"
-        how = f"below {b}'s ({_fmt(vb, unit, digits)}), by {abs(d):.{digits}f} {difference}"
-    text = f"{context}, {a}'s {quantity} ({_fmt(va, unit, digits)}) is {how}."
+        how = f"below {_poss(b)} ({_fmt(vb, unit, digits)}), by {abs(d):.{digits}f}{' ' + difference if difference else ''}"
+    text = f"{context}, {_poss(a)} {quantity} ({_fmt(va, unit, digits)}) is {how}."
     return Verdict(quantity, {a: float(va), b: float(vb)}, relation, a, tolerance, text)
 
 
@@ -127,7 +132,7 @@ def best(quantity: str, values: Mapping[str, float], *, unit: str = "", digits: 
     order = sorted(clean, key=clean.get, reverse=largest)
     top = order[0]
     word = "largest" if largest else "smallest"
-    text = f"{context}, the {word} {quantity} is {top}'s ({_fmt(clean[top], unit, digits)})"
+    text = f"{context}, the {word} {quantity} is {_poss(top)} ({_fmt(clean[top], unit, digits)})"
     if len(order) > 1:
         text += f", ahead of {order[1]} ({_fmt(clean[order[1]], unit, digits)})"
     return Verdict(quantity, clean, "best" if largest else "worst", top, 0.0, text + ".")

@@ -1,9 +1,13 @@
 """Tests of ceco_lite.plotting.segmentation (figure builders of lessons 3, 5, 6)."""
 from __future__ import annotations
 
+import base64
+import io
+
 import numpy as np
 import plotly.graph_objects as go
 import pytest
+from PIL import Image
 
 from ceco_lite.plotting import segmentation as ps
 
@@ -28,7 +32,7 @@ def test_class_histogram_is_sorted_and_normalised():
     pixels = np.array([10, 1000, 0, 50])
     centres = np.array([5, 20, 0, 10])
     fig = ps.class_histogram_figure(pixels, centres, ["a", "b", "c", "d"])
-    assert isinstance(fig, go.FigureWidget)
+    assert isinstance(fig, go.Figure) and not isinstance(fig, go.FigureWidget)  # static: no widget comm
     assert list(fig.data[0].x) == ["b", "d", "a", "c"]
     np.testing.assert_allclose(fig.data[0].y[:3], [1.0, 0.05, 0.01])
     np.testing.assert_allclose(fig.data[1].y[:3], [1.0, 0.5, 0.25])
@@ -37,14 +41,35 @@ def test_class_histogram_is_sorted_and_normalised():
     assert list(fig.data[0].x) == ["b", "d", "a", "c"]
 
 
+def png_pixels(uri: str) -> np.ndarray:
+    """The ``(H, W, 3)`` pixels of a ``data:image/png;base64`` URI, decoded independently of the library."""
+    head, data = uri.split(",", 1)
+    assert head == "data:image/png;base64"
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))
+
+
+def test_png_data_uri_is_lossless_and_checks_its_input():
+    rgb = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(png_pixels(ps.png_data_uri(rgb)), rgb)
+    with pytest.raises(ValueError, match="rgb"):
+        ps.png_data_uri(rgb.astype(np.float32))
+    with pytest.raises(ValueError, match="rgb"):
+        ps.png_data_uri(rgb[..., 0])
+
+
 def test_mask_grid_update_changes_pictures_and_checks_shape():
     imgs = [np.zeros((3, 4, 4), dtype=np.float32), np.ones((3, 4, 4), dtype=np.float32)]
     masks = [np.zeros((4, 4), dtype=int), np.ones((4, 4), dtype=int)]
     fig = ps.mask_grid_figure(imgs, {"gt": masks}, num_classes=2)
     assert len(fig.data) == 4
-    before = np.array(fig.data[1].z).copy()
+    before = [tr.source for tr in fig.data]
+    # the pictures are PNGs of the images and of the colourised masks (image, mask per column)
+    np.testing.assert_array_equal(png_pixels(fig.data[1].source), ps.colorize_mask(masks[0], num_classes=2))
+    np.testing.assert_array_equal(png_pixels(fig.data[2].source), np.full((4, 4, 3), 255, dtype=np.uint8))
     ps.update_mask_grid(fig, imgs, {"gt": masks[::-1]}, num_classes=2)
-    assert not np.array_equal(np.array(fig.data[1].z), before)
+    np.testing.assert_array_equal(png_pixels(fig.data[1].source), ps.colorize_mask(masks[1], num_classes=2))
+    after = [tr.source for tr in fig.data]
+    assert after[0] == before[0] and after[2] == before[2] and after[1] != before[1]
     with pytest.raises(ValueError, match="panels"):
         ps.update_mask_grid(fig, imgs[:1], {"gt": masks[:1]}, num_classes=2)
 

@@ -16,6 +16,7 @@ from ceco_lite.plotting.runs import lambda_sweep_plot, per_class_iou_figure, rar
 from ceco_lite.plotting.tables import ablation_table, results_table
 from ceco_lite.published import CECO_TABLE1, CECO_TABLE2
 from ceco_lite.widgets import TSNEExplorer
+from test_plotting import png_pixels
 
 TINY = dict(num_classes=4, image_size=(16, 16), num_images=16, num_val_images=8, batch_size=8, epochs=3,
             nc_max_images=8, device="cpu")
@@ -110,7 +111,7 @@ def test_rarest_class_overlays_rank_images_by_tail_pixels():
     res = {"m": SimpleNamespace(metrics={"groups": {"tail": [2]}}, model=Const())}
     fig = rarest_class_overlays(res, torch.rand(3, 3, 4, 4), masks, num_images=2, num_classes=3)
     assert len(fig.data) == 2 * 3  # image, ground truth, prediction per column
-    gt_first = np.array(fig.data[1].z)
+    gt_first = png_pixels(fig.data[1].source)
     assert (gt_first[:2] == gt_first[0, 0]).all() and not np.array_equal(gt_first[0, 0], gt_first[3, 0])
 
 
@@ -145,3 +146,40 @@ def test_full_scale_plan_smoke_and_fallback(tmp_path, monkeypatch):
     assert "No CUDA GPU" in msg and "smoke" in msg
     cfg, msg, full = full_scale_plan(data_root=tmp_path, smoke=False)
     assert full and cfg.epochs == get_preset("cifar10-lt").epochs
+
+
+def test_imbalance_verdicts_state_the_measured_ratio():
+    from ceco_lite.engine.studies import imbalance_verdicts
+    from ceco_lite.verdicts import holds
+    vs = imbalance_verdicts({"a": {"pixel_if": 108.0, "center_if": 2.1, "num_images": 367},
+                             "b": {"pixel_if": 3.0, "center_if": 4.0}, "c": {"pixel_if": 5.0, "center_if": 5.0}})
+    assert [v.relation for v in vs] == ["greater", "less", "equal"]
+    assert all(holds(v.to_dict()) for v in vs)
+    assert vs[0].text.startswith("a (367 images):") and f"{108 / 2.1:.1f} times" in vs[0].text
+    assert vs[1].extra == {"dataset": "b"} and "below" in vs[1].text
+
+
+def test_studies_without_real_data_say_so_and_fall_back(tmp_path):
+    from ceco_lite.engine.studies import camvid_comparison, classification_nc_history
+    runs, message = camvid_comparison(tmp_path / "runs", data_root=tmp_path)
+    assert runs is None and "camvid data not found" in message
+    cls = classification_nc_history(tmp_path / "runs", data_root=tmp_path, ufm_steps=40, ufm_points=3)
+    assert cls["source"] == "ufm" and cls["result"] is None and "cifar10-lt data not found" in cls["message"]
+    assert [h["epoch"] for h in cls["history"]] == [0, 20, 40]
+    first, last = cls["history"][0]["nc"], cls["history"][-1]["nc"]
+    # balanced unconstrained features collapse: the statistics fall from their random start
+    assert last["equiangularity_centers"] < first["equiangularity_centers"]
+    assert last["nc1"] < first["nc1"]
+    with pytest.raises(ValueError, match="ufm_points"):
+        classification_nc_history(tmp_path / "runs", data_root=tmp_path, ufm_points=1)
+
+
+def test_per_class_iou_figure_selected_classes():
+    res = {"r": SimpleNamespace(metrics={"per_class": [10.0, 20.0, 30.0], "class_counts": [3, 2, 1],
+                                         "groups": {"head": [0], "common": [1], "tail": [2]}})}
+    fig = per_class_iou_figure(res, ["a", "b", "c"], classes=["c", 0])
+    assert list(fig.data[0].x) == ["c [T]", "a [H]"] and list(fig.data[0].y) == [30.0, 10.0]
+    with pytest.raises(ValueError, match="classes"):
+        per_class_iou_figure(res, ["a", "b", "c"], classes=["d"])
+    with pytest.raises(ValueError, match="classes"):
+        per_class_iou_figure(res, ["a", "b", "c"], classes=[3])

@@ -2,6 +2,9 @@
 figure changed."""
 from __future__ import annotations
 
+import base64
+import json
+
 import numpy as np
 import pytest
 
@@ -10,6 +13,7 @@ from ceco_lite.iddc import weibull_density
 from ceco_lite.plotting.segmentation import weibull_penalty_figure
 from ceco_lite.plotting.tables import compare_to_baseline, run_comparison_table
 from ceco_lite.published import IN2NECT_TABLE2
+from ceco_lite.verdicts import holds
 from ceco_lite.widgets import ClusteringExplorer, TrainingCurvesExplorer
 
 
@@ -70,3 +74,92 @@ def test_run_comparison_dropdown_switches_metric():
     assert rc.figure.layout.yaxis.title.text == "NC1"
     with pytest.raises(ValueError, match="metrics"):
         TrainingCurvesExplorer(hist, [])
+
+
+def test_clustering_explorer_precomputes_every_slider_value(monkeypatch):
+    ex = ClusteringExplorer(num_clusters=4, imbalance_factor=3.0, imbalance_factors=(1.0, 10.0), n_max=40, steps=10,
+                            priors=("weibull", "uniform", "none"))
+    assert [v for _, v in ex.imbalance.options] == [1.0, 3.0, 10.0]  # the initial value joins the slider
+    assert sorted(ex.cache) == [1.0, 3.0, 10.0]
+    stored = {v: {p: r.cluster_sizes.tolist() for p, r in res.items()} for v, (_, res) in ex.cache.items()}
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the slider retrained a head")
+
+    monkeypatch.setattr(ex, "compute", no_training)
+    for v in (10.0, 1.0):
+        ex.imbalance.value = v
+        shown = {tr.name: sorted(tr.y, reverse=True) for tr in ex.figure.data}
+        assert shown["Weibull (IDDC)"] == sorted(stored[v]["weibull"], reverse=True)
+        assert shown["no prior"] == sorted(stored[v]["none"], reverse=True)
+        assert f"imbalance factor {v:g}" in ex.figure.layout.title.text
+
+
+def test_clustering_explorer_trains_unstored_values_under_a_busy_sign(monkeypatch):
+    ex = ClusteringExplorer(num_clusters=3, imbalance_factor=1.0, imbalance_factors=(1.0,), n_max=20, steps=5,
+                            priors=("weibull",))
+    seen = []
+    real = ex.compute
+    monkeypatch.setattr(ex, "compute", lambda v: (seen.append(("ceco-busy" in ex.widget._dom_classes, v)),
+                                                  real(v))[1])
+    ex.update(imbalance_factor=5.0)
+    assert seen == [(True, 5.0)] and 5.0 in ex.cache
+    assert "ceco-busy" not in ex.widget._dom_classes
+    with pytest.raises(ValueError, match="imbalance_factor"):
+        ex.update(imbalance_factor=0.5)
+
+
+def test_clustering_explorer_table_and_verdicts_agree_with_results():
+    ex = ClusteringExplorer(num_clusters=4, imbalance_factor=10.0, imbalance_factors=(10.0,), n_max=40, steps=10)
+    html = ex.status.value
+    header, *rows = html.split("<tr>")[1:]
+    assert header.count("<th") == 5 and all(r.count("<td") == 5 for r in rows) and len(rows) == 3
+    assert all(r.count("text-align:right") >= 4 for r in rows)  # numbers line up under their headers
+    verdicts = ex.verdicts()
+    assert len(verdicts) == 3
+    w, u, n = (ex.results[p] for p in ("weibull", "uniform", "none"))
+    assert verdicts[0].values == {"Weibull (IDDC)": w.matched_accuracy, "uniform prior": u.matched_accuracy}
+    assert verdicts[2].values == {"no prior": n.num_empty, "Weibull (IDDC)": w.num_empty}
+    for v in verdicts:
+        assert holds(v.to_dict()) and v.text in html.replace("&#x27;", "'")
+
+
+def test_figure_view_redraws_only_changed_figures():
+    import plotly.graph_objects as go
+    from ceco_lite.widgets._figure_view import PLOTLY_MIME, FigureView
+    fig = go.Figure(data=[go.Bar(x=[1, 2], y=np.array([3.0, 4.0]))])
+    view = FigureView(fig)
+    shown = view.output.outputs[0]["data"][PLOTLY_MIME]
+    json.dumps(shown)  # plain JSON (numpy arrays travel as plotly's typed-array encoding)
+    y = shown["data"][0]["y"]
+    assert shown["data"][0]["type"] == "bar" and y["dtype"] == "f8"
+    assert np.frombuffer(base64.b64decode(y["bdata"]), dtype="<f8").tolist() == [3.0, 4.0]
+    assert not view.redraw()  # unchanged: nothing sent
+    fig.data[0].y = [5.0, 1.0]
+    assert view.redraw() and view.output.outputs[0]["data"][PLOTLY_MIME]["data"][0]["y"] == [5.0, 1.0]
+    with pytest.raises(TypeError, match="figure"):
+        FigureView({"data": []})
+
+
+def test_widgets_show_their_figure_through_the_view():
+    hist = {"a": [{"epoch": 1, "miou": 1.0}, {"epoch": 2, "miou": 2.0}]}
+    rc = TrainingCurvesExplorer(hist, ["miou"])
+    from ceco_lite.widgets._figure_view import PLOTLY_MIME
+    shown = rc.view.output.outputs[0]["data"][PLOTLY_MIME]["data"][0]
+    assert shown["y"] == [1.0, 2.0] and rc.view.output in rc.widget.children
+
+
+def test_curves_dropdown_shows_plain_text_and_the_axis_keeps_the_notation():
+    hist = {"a": [{"epoch": 1, "nc": {"x": 1.0, "y": 2.0}}]}
+    rc = TrainingCurvesExplorer(hist, ["nc.x", "nc.y"], labels={"nc.x": "Std<sub>k≠k′</sub> cos", "nc.y": "Δ<sub>I</sub>"},
+                                menu_labels={"nc.y": "Delta I"})
+    assert [label for label, _ in rc.metric.options] == ["Stdk≠k′ cos", "Delta I"]
+    assert rc.figure.layout.yaxis.title.text == "Std<sub>k≠k′</sub> cos"
+
+
+def test_figure_view_output_is_not_echoed_back():
+    import plotly.graph_objects as go
+    from ceco_lite.widgets._figure_view import FigureView
+    view = FigureView(go.Figure())
+    assert view.output.trait_metadata("outputs", "echo_update") is False  # the browser's copy is not re-sent
+    assert view.output.trait_metadata("outputs", "sync") is True

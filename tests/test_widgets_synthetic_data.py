@@ -26,19 +26,38 @@ def _bruteforce_counts(masks, K):
 def test_explorer_sliders_regenerate_data_and_redraw():
     ex = SyntheticDataExplorer(num_classes=5, num_images=12, size=24, imbalance_factor=50.0, num_shown=2)
     hist_before = list(ex.figure.data[0].y)
-    panels_before = [np.array(tr.z).copy() for tr in ex.samples.data]
-    ex.imbalance.value = 5.0  # slider release -> update()
-    _, masks = make_synthetic_segmentation(12, 5, 24, 5.0, seed=0, context_strength=0.8)
+    panels_before = [tr.source for tr in ex.samples.data]
+    ex.worker.join()  # the other slider positions are generated in the background
+    assert len(ex.cache) == 8 * 6  # 7 default imbalance factors and the initial 50, times 6 context strengths
+    ex.imbalance.value = 10.0  # slider release -> update()
+    _, masks = make_synthetic_segmentation(12, 5, 24, 10.0, seed=0, context_strength=0.8)
     pixels, centres = _bruteforce_counts(masks, 5)
     order = np.argsort(-pixels, kind="stable")
     np.testing.assert_allclose(ex.figure.data[0].y, pixels[order] / pixels.max())
     np.testing.assert_allclose(ex.figure.data[1].y, centres[order] / centres.max())
     assert list(ex.figure.data[0].y) != hist_before
-    assert any(not np.array_equal(np.array(tr.z), b) for tr, b in zip(ex.samples.data, panels_before))
+    assert any(tr.source != b for tr, b in zip(ex.samples.data, panels_before))  # new PNG pictures
     assert f"{pixels.max() / pixels[pixels > 0].min():.1f}" in ex.status.value  # pixel IF printed
-    panels_before = [np.array(tr.z).copy() for tr in ex.samples.data]
+    panels_before = [tr.source for tr in ex.samples.data]
     ex.context.value = 0.0
-    assert any(not np.array_equal(np.array(tr.z), b) for tr, b in zip(ex.samples.data, panels_before))
+    assert any(tr.source != b for tr, b in zip(ex.samples.data, panels_before))  # new PNG pictures
+
+
+def test_explorer_generates_an_unstored_position_under_a_busy_sign(monkeypatch):
+    ex = SyntheticDataExplorer(num_classes=4, num_images=6, size=16, imbalance_factor=20.0, num_shown=2,
+                               imbalance_factors=(1.0,), context_strengths=(0.5,), precompute=False)
+    assert [v for _, v in ex.imbalance.options] == [1.0, 20.0] and list(ex.cache) == [(20.0, 0.8)]
+    seen = []
+    real = ex.compute
+    monkeypatch.setattr(ex, "compute", lambda f, c: (seen.append(("ceco-busy" in ex.widget._dom_classes, f, c)),
+                                                     real(f, c))[1])
+    ex.imbalance.value = 1.0
+    assert seen == [(True, 1.0, 0.8)] and "ceco-busy" not in ex.widget._dom_classes
+    ex.imbalance.value = 20.0  # stored: no generation
+    assert len(seen) == 1
+    assert ex.stats["pixel_if"] == pytest.approx(real(20.0, 0.8)[2]["pixel_if"])
+    with pytest.raises(ValueError, match="context_strength"):
+        SyntheticDataExplorer(context_strength=1.5, precompute=False)
 
 
 def test_synthetic_class_names_mark_groups():

@@ -7,11 +7,18 @@
   and their Pearson correlation (CeCo supplement Fig. 7a).
 * :func:`accuracy_frequency_correlation` -- the same correlation from a segmentation run,
   with pixel and with centre frequency.
+* :func:`imbalance_verdicts` -- one checkable sentence per measured data set: its pixel
+  against its centre imbalance factor.
+* :func:`classification_nc_history` -- neural-collapse statistics of a classification model
+  over training (CeCo paper Fig. 2): ResNet-8 on CIFAR-10 when found, else the
+  unconstrained-features model.
+* :func:`camvid_comparison` -- cross-entropy against CeCo on real CamVid (lesson 5).
 * :func:`full_scale_plan` -- the full-scale run of lesson 5 (a GPU, or a smoke test).
 """
 from __future__ import annotations
 
 import warnings
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -20,16 +27,28 @@ from data_utils import imbalance_stats
 from data_utils.registry import LoadRequest, get_dataset
 from data_utils.stats import pearson
 
+from ..nc import nc_metrics
+from ..ufm import train_ufm
+from ..validation import check_int
+from ..verdicts import Verdict
 from .config import TrainConfig
 from .presets import get_preset
-from .runs import run_or_load
+from .runs import run_many, run_or_load
 from .trainer import RunResult
 
 __all__ = ["dataset_status", "measured_imbalance", "accuracy_vs_frequency", "accuracy_frequency_correlation",
-           "full_scale_plan", "FULL_SCALE_ORDER"]
+           "imbalance_verdicts", "classification_nc_history", "camvid_comparison", "full_scale_plan",
+           "FULL_SCALE_ORDER", "CAMVID_RARE_CLASSES", "CE_NAME", "CECO_NAME"]
 
 #: Data sets the full-scale cell tries, in this order.
 FULL_SCALE_ORDER = ("cityscapes", "cifar10-lt")
+
+#: The five rarest CamVid classes by training pixels (bicyclist 0.29 %, pedestrian 0.64 %, pole 0.98 %,
+#: fence 1.1 %, sign_symbol 1.2 %; docs/conventions.md, section camvid), rarest first.
+CAMVID_RARE_CLASSES = ("bicyclist", "pedestrian", "pole", "fence", "sign_symbol")
+
+#: Run names of :func:`camvid_comparison` (and of the lessons' verdicts about it).
+CE_NAME, CECO_NAME = "cross-entropy", "CeCo"
 
 
 def dataset_status(dataset: str, data_root=None) -> tuple[bool, str]:
@@ -170,6 +189,158 @@ def accuracy_frequency_correlation(result: RunResult) -> dict:
     out = {"pearson_pixel": float(pearson(acc, pc / max(pc.max(), 1))) if pc.size == acc.size else float("nan")}
     out["pearson_center"] = float(pearson(acc, cc / max(cc.max(), 1))) if cc.size == acc.size else float("nan")
     return out
+
+
+def imbalance_verdicts(measured: Mapping[str, Mapping]) -> list[Verdict]:
+    """One :class:`ceco_lite.verdicts.Verdict` per data set: its pixel against its centre imbalance factor.
+
+    The sentence says how many times larger the pixel imbalance factor is than the centre
+    imbalance factor (CeCo Sec. 4.3, supplement Table 12), or that it is not, as measured.
+
+    Parameters
+    ----------
+    measured : mapping name -> stats
+        :func:`data_utils.imbalance_stats` outputs (``pixel_if``, ``center_if``, ``num_images``),
+        e.g. those of :func:`measured_imbalance`.
+
+    Returns
+    -------
+    list of Verdict
+        Relation ``"greater"`` (pixel IF above centre IF), ``"less"`` or ``"equal"`` between
+        ``values = {"pixel IF": ..., "centre IF": ...}``; ``extra["dataset"]`` is the name.
+
+    Examples
+    --------
+    >>> v = imbalance_verdicts({"toy": {"pixel_if": 100.0, "center_if": 4.0, "num_images": 8}})[0]
+    >>> print(v.text)
+    toy (8 images): the pixel imbalance factor (100.0) is 25.0 times the centre imbalance factor (4.0).
+    """
+    out = []
+    for name, stats in measured.items():
+        p, c = float(stats["pixel_if"]), float(stats["center_if"])
+        values = {"pixel IF": p, "centre IF": c}
+        where = f"{name} ({stats['num_images']} images)" if "num_images" in stats else name
+        if p > c:
+            relation, text = "greater", (f"{where}: the pixel imbalance factor ({p:.1f}) is {p / c:.1f} times "
+                                         f"the centre imbalance factor ({c:.1f}).")
+        elif p < c:
+            relation, text = "less", (f"{where}: the pixel imbalance factor ({p:.1f}) is below the centre "
+                                      f"imbalance factor ({c:.1f}).")
+        else:
+            relation, text = "equal", f"{where}: pixel and centre imbalance factors are equal ({p:.1f})."
+        out.append(Verdict("imbalance factor", values, relation, "pixel IF", 0.0, text, {"dataset": name}))
+    return out
+
+
+def _ufm_history(num_classes: int, dim: int, checkpoints: Sequence[int], seed: int) -> list[dict]:
+    """NC statistics of the unconstrained-features model after each number of steps in ``checkpoints``.
+
+    Training is deterministic for a seed and its step size does not depend on the total, so
+    the model after ``s`` steps is the one ``train_ufm(steps=s)`` returns.
+    """
+    sizes = torch.ones(num_classes, dtype=torch.float64)
+    history = []
+    for steps in checkpoints:
+        res = train_ufm(sizes, dim, steps=int(steps), seed=seed)
+        nc = nc_metrics(res.flat_features(), res.labels, num_classes, classifier=res.classifier)
+        loss = float(res.loss_history[-1])
+        history.append({"epoch": int(steps), "loss": {"total": loss}, "nc": nc})
+    return history
+
+
+def classification_nc_history(root="runs", *, full: bool = False, data_root=None, seed: int = 0,
+                              ufm_steps: int = 150, ufm_points: int = 16) -> dict:
+    """Neural-collapse statistics of a classification model over training (CeCo paper Fig. 2, supplement Fig. 5).
+
+    ResNet-8 on balanced CIFAR-10 images (presets ``"cifar10-balanced-quick"`` /
+    ``"cifar10-balanced"``, trained or loaded with :func:`ceco_lite.engine.run_or_load`)
+    when CIFAR-10 is found; otherwise the unconstrained-features (layer-peeled) model of
+    :func:`ceco_lite.ufm.train_ufm` with 10 balanced classes -- the idealised classifier in
+    which neural collapse is proven -- measured at ``ufm_points`` step counts from 0 to
+    ``ufm_steps`` (:func:`ceco_lite.nc_metrics` with its classifier).
+
+    Parameters
+    ----------
+    root : path-like, default "runs"
+        Root of the run folders.
+    full : bool, default False
+        The longer CIFAR-10 preset (100 epochs instead of 12).
+    data_root : path-like, optional
+    seed : int, default 0
+    ufm_steps : int, default 150
+        Length of the unconstrained-features run (its statistics are near 0 after about 100 steps).
+    ufm_points : int, default 16
+        Number of its measurements (>= 2), evenly spaced, the initialisation included.
+
+    Returns
+    -------
+    dict
+        ``history`` (engine-style records: ``epoch``, ``loss.total``, ``nc``), ``name``
+        (the curve's label), ``source`` (``"cifar10"`` or ``"ufm"``), ``message`` (one line:
+        what was trained, or why CIFAR-10 is missing and how to get it), ``result``
+        (the :class:`RunResult`, ``None`` for the unconstrained-features model).
+    """
+    ufm_steps = check_int(ufm_steps, "ufm_steps", minimum=1)
+    ufm_points = check_int(ufm_points, "ufm_points", minimum=2)
+    ok, message = dataset_status("cifar10-lt", data_root)
+    if ok:
+        extra = {"data_root": str(data_root)} if data_root is not None else {}
+        config = get_preset("cifar10-balanced" if full else "cifar10-balanced-quick", seed=seed, **extra)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*checksums.*")  # a truncated copy is accepted
+            result = run_or_load(config, root)
+        return {"history": result.history, "name": "classification (CIFAR-10, ResNet-8)", "source": "cifar10",
+                "result": result,
+                "message": (f"classification: ResNet-8 on {config.limit_images} balanced CIFAR-10 images, "
+                            f"{config.epochs} epochs: top-1 {result.score:.1f} % on the test images, final "
+                            f"training loss {result.history[-1]['loss']['total']:.3f}")}
+    checkpoints = np.unique(np.linspace(0, ufm_steps, ufm_points).round().astype(int))
+    history = _ufm_history(10, 16, checkpoints.tolist(), seed)
+    return {"history": history, "name": "classification (unconstrained features)", "source": "ufm",
+            "result": None,
+            "message": (f"{message} The classification model is therefore the unconstrained-features model "
+                        f"of lesson 2 (10 balanced classes, free 16-d features, {ufm_steps} full-batch gradient "
+                        f"steps): the idealised classifier, not a trained network.")}
+
+
+def camvid_comparison(root="runs", *, full: bool = False, data_root=None, seed: int = 0,
+                      progress: bool = False) -> tuple[dict | None, str]:
+    """Cross-entropy against CeCo on real CamVid: the same preset with λ = 0 and with its λ.
+
+    Presets ``"camvid-quick"`` (``full=False``) and ``"camvid-cpu"``, read by name; both runs
+    are trained once and then loaded from their folders (:func:`ceco_lite.engine.run_many`).
+
+    Parameters
+    ----------
+    root : path-like, default "runs"
+    full : bool, default False
+    data_root : path-like, optional
+        Folder holding ``camvid/`` (default :func:`data_utils.default_data_dir`).
+    seed : int, default 0
+    progress : bool, default False
+        Progress bars while training.
+
+    Returns
+    -------
+    (dict or None, str)
+        ``{CE_NAME: RunResult, CECO_NAME: RunResult}`` and a one-line description of the runs;
+        ``None`` and a message saying that CamVid is missing and how to get it. Never raises for
+        missing data.
+    """
+    ok, message = dataset_status("camvid", data_root)
+    if not ok:
+        return None, message
+    extra = {"data_root": str(data_root)} if data_root is not None else {}
+    ceco = get_preset("camvid-cpu" if full else "camvid-quick", seed=seed, **extra)
+    configs = {CE_NAME: ceco.replace(ceco_lambda=0.0), CECO_NAME: ceco}
+    results = run_many(configs, root, progress=progress)
+    info = results[CE_NAME].metrics.get("data_info") or {}
+    n_train = info.get("num_images") if isinstance(info, dict) else None
+    h, w = ceco.image_size
+    where = f"{n_train} training images" if n_train else "the training images"
+    return results, (f"CamVid (preset '{ceco.preset}'): {where} at {h}x{w}, {ceco.model}, {ceco.epochs} epochs, "
+                     f"seed {seed}: {CE_NAME} (λ = 0) and {CECO_NAME} (λ = {ceco.ceco_lambda:g}), "
+                     f"evaluated on the {ceco.dataset_spec.eval_split} split")
 
 
 def full_scale_plan(*, data_root=None, smoke: bool | None = None) -> tuple[TrainConfig, str, bool]:

@@ -15,6 +15,7 @@ from ..engine.evaluation import predict
 from ..published import CECO_TABLE2, IMBALANCE_FACTORS
 from .segmentation import (COLORS, curves_figure, grouped_bars_figure, imbalance_factor_figure, lambda_sweep_figure,
                            mask_grid_figure)
+from .style import NOTATION
 
 __all__ = ["NC_LABELS", "summary_rows", "per_class_iou_figure", "centre_geometry_figure", "lambda_sweep_plot",
            "rarest_class_overlays", "imbalance_rows", "imbalance_table_figure", "nc_curves", "nc_comparison_figure",
@@ -43,16 +44,51 @@ def summary_rows(results: Mapping[str, object], *, nc_keys: Sequence[str] = ("eq
     return rows
 
 
+def _class_indices(classes, names: Sequence[str], K: int) -> list[int]:
+    """Class ids from names or ids (``classes``), checked against ``K`` classes."""
+    out = []
+    for c in classes:
+        if isinstance(c, str):
+            if c not in names:
+                raise ValueError(f"classes: unknown class name {c!r}; the classes are {list(names)}")
+            out.append(list(names).index(c))
+        else:
+            k = int(c)
+            if not 0 <= k < K:
+                raise ValueError(f"classes: class id {k} outside 0..{K - 1}")
+            out.append(k)
+    return out
+
+
 def per_class_iou_figure(results: Mapping[str, object], class_names: Sequence[str] | None = None, *,
+                         classes: Sequence | None = None,
                          title: str = "Per-class IoU (classes sorted by training pixel frequency)"):
-    """Grouped bars of the final per-class IoU of each run, head to tail."""
+    """Grouped bars of the final per-class IoU of each run, head to tail.
+
+    Parameters
+    ----------
+    results : mapping name -> RunResult
+        Runs on the same data (their ``metrics["per_class"]``, ``class_counts``, ``groups``).
+    class_names : sequence of str, optional
+    classes : sequence of str or int, optional
+        Only these classes (names or ids), in the order given; default all, sorted by
+        training pixel frequency. Each bar's label carries its group, ``[H]``/``[C]``/``[T]``.
+
+    Raises
+    ------
+    ValueError
+        An unknown class name or id in ``classes``.
+    """
     first = next(iter(results.values())).metrics
     counts = np.asarray(first.get("class_counts") or [], dtype=float)
     K = len(first["per_class"])
-    order = np.argsort(-counts, kind="stable") if counts.size == K else np.arange(K)
+    names = list(class_names) if class_names is not None else [str(k) for k in range(K)]
+    if classes is not None:
+        order = _class_indices(classes, names, K)
+    else:
+        order = np.argsort(-counts, kind="stable") if counts.size == K else np.arange(K)
     groups = first.get("groups") or {}
     tag = {int(k): g[0].upper() for g in ("head", "common", "tail") for k in groups.get(g, [])}
-    names = list(class_names) if class_names is not None else [str(k) for k in range(K)]
     cats = [f"{names[k]} [{tag.get(int(k), '-')}]" for k in order]
     series = {name: [r.metrics["per_class"][k] for k in order] for name, r in results.items()}
     return grouped_bars_figure(cats, series, title=title, yaxis_title="IoU (%)", text_format="{:.0f}")
@@ -61,38 +97,55 @@ def per_class_iou_figure(results: Mapping[str, object], class_names: Sequence[st
 def centre_geometry_figure(results: Mapping[str, object], *, key: str = "equiangularity_centers",
                            title: str | None = None):
     """Paper Fig. 4: an NC statistic of the class centres over training for each run."""
-    labels = {"equiangularity_centers": "Std cos(ẑ_k, ẑ_k')  (Fig. 4a)",
-              "max_angle_centers": "Avg |cos(ẑ_k, ẑ_k') + 1/(K−1)|  (Fig. 4b)"}
+    labels = {"equiangularity_centers": NOTATION["std_cos"], "max_angle_centers": NOTATION["max_angle"]}
+    titles = {"equiangularity_centers": "Equiangularity of the class centres over training (paper Fig. 4a)",
+              "max_angle_centers": "Maximal-angle measure of the class centres over training (paper Fig. 4b)"}
     hist = {name: r.history for name, r in results.items()}
-    return nc_comparison_figure(hist, key=f"nc.{key}", title=title or labels.get(key, key),
+    return nc_comparison_figure(hist, key=f"nc.{key}", title=title or titles.get(key, key),
                                 yaxis_title=labels.get(key, key))
 
 
-def lambda_sweep_plot(results_by_lambda: Mapping[float, object]):
-    """Our mIoU against λ beside CeCo Table 2 (ScanNet200, ADE20K)."""
+def lambda_sweep_plot(results_by_lambda: Mapping[float, object], *, name: str = "this notebook's runs"):
+    """The runs' mIoU against λ beside CeCo Table 2 (ScanNet200, ADE20K), as gains over λ = 0.
+
+    ``name`` labels the runs' curve; the paper's curves are ``"paper: ScanNet200"`` and
+    ``"paper: ADE20K"``.
+    """
     lams = sorted(results_by_lambda)
     ours = [results_by_lambda[lam].score for lam in lams]
     plams = sorted(CECO_TABLE2)
     paper = {"ScanNet200": [CECO_TABLE2[lam][0] for lam in plams], "ADE20K": [CECO_TABLE2[lam][1] for lam in plams]}
-    return lambda_sweep_figure(lams, ours, paper, paper_lambdas=plams)
+    return lambda_sweep_figure(lams, ours, paper, paper_lambdas=plams, ours_name=name)
 
 
 def rarest_class_overlays(results: Mapping[str, object], images, masks, *, num_images: int = 4, palette=None,
-                          num_classes: int | None = None, decode=None):
+                          num_classes: int | None = None, decode=None, classes: Sequence | None = None,
+                          class_names: Sequence[str] | None = None, title: str | None = None):
     """Validation images holding the rarest classes, ground truth and each run's prediction.
 
-    Images are ranked by how many pixels of the rarest classes (tail third by training
-    frequency) they contain; predictions are the argmax of each run's pixel classifier
-    (``result.model``), as in evaluation.
+    Images are ranked by how many pixels of the rare classes they contain (``classes``;
+    default the tail third by training frequency); predictions are the argmax of each
+    run's pixel classifier (``result.model``), as in evaluation.
 
     ``images`` are the engine's stored validation images ``(N, 3, H, W)``: float32 in
     [0, 1] (synthetic) or uint8 (real data sets). ``decode`` (e.g. the data bundle's
     ``DataBundle.decode``) turns them into model input; uint8 images are shown as ``x / 255``.
+    ``classes`` are names (looked up in ``class_names``) or ids.
+
+    Raises
+    ------
+    ValueError
+        An unknown class in ``classes``.
     """
     first = next(iter(results.values())).metrics
-    tail = [int(k) for k in (first.get("groups") or {}).get("tail", [])]
     masks = torch.as_tensor(masks)
-    score = torch.isin(masks, torch.tensor(tail)).flatten(1).sum(1) if tail else torch.zeros(len(masks))
+    if classes is not None:
+        K = len(first.get("per_class") or []) or (num_classes or 0)
+        names = list(class_names) if class_names is not None else [str(k) for k in range(K)]
+        rare = _class_indices(classes, names, K)
+    else:
+        rare = [int(k) for k in (first.get("groups") or {}).get("tail", [])]
+    score = torch.isin(masks, torch.tensor(rare)).flatten(1).sum(1) if rare else torch.zeros(len(masks))
     pick = torch.argsort(score, descending=True, stable=True)[:num_images]
     x = torch.as_tensor(images)[pick]
     x_model = decode(x) if decode is not None else x.float()
@@ -102,12 +155,12 @@ def rarest_class_overlays(results: Mapping[str, object], images, masks, *, num_i
     for name, r in results.items():
         rows[name] = list(predict(r.model.to("cpu"), x_model, size=masks.shape[-2:]))
     return mask_grid_figure(list(x), rows, palette=palette, num_classes=num_classes,
-                            title="Rarest classes: ground truth and predictions")
+                            title=title or "Images with the most pixels of the rare classes: ground truth and predictions")
 
 
 def imbalance_rows(measured: Mapping[str, Mapping], *, paper: Mapping[str, tuple[float, float]] | None = None
                    ) -> list[tuple[str, float, float]]:
-    """Rows ``(name, pixel IF, centre IF)``: ours (from :func:`data_utils.imbalance_stats`) then the paper's.
+    """Rows ``(name, pixel IF, centre IF)``: the measured ones (from :func:`data_utils.imbalance_stats`) then the paper's.
 
     Parameters
     ----------
@@ -123,9 +176,9 @@ def imbalance_rows(measured: Mapping[str, Mapping], *, paper: Mapping[str, tuple
 
 
 def imbalance_table_figure(measured: Mapping[str, Mapping], *, paper=None):
-    """Bar chart of pixel vs centre IF: our data sets beside the paper's (Table 12)."""
+    """Bar chart of pixel vs centre IF: the measured data sets beside the paper's (Table 12)."""
     return imbalance_factor_figure(imbalance_rows(measured, paper=paper),
-                                   title="Pixel versus centre imbalance factor (ours, then CeCo Sec. 4.3 / Table 12)")
+                                   title="Pixel versus centre imbalance factor: measured here, then CeCo supplement Table 12")
 
 
 def nc_curves(histories: Mapping[str, Sequence[Mapping]], key: str, *, x_key: str = "epoch",

@@ -1,17 +1,22 @@
 """Plotly figure builders for the segmentation lessons (3, 5 and 6).
 
-Every builder returns a :class:`plotly.graph_objects.FigureWidget` whose traces a
-widget later updates in place (inside ``fig.batch_update()``) through the matching
-``update_*`` function, so a slider never rebuilds a figure. The builders only draw:
+Every builder returns a complete, static :class:`plotly.graph_objects.Figure` (shown by
+JupyterLab's plotly renderer, no widget model needed). A lesson widget keeps one, changes
+its traces in place (inside ``fig.batch_update()``) through the matching ``update_*``
+function and redraws it (``ceco_lite.widgets._figure_view.FigureView``), so a slider never
+rebuilds a figure. The builders only draw:
 numbers come from the library (:mod:`data_utils`, :mod:`ceco_lite.nc`, the engine).
 """
 from __future__ import annotations
 
+import base64
+import io
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import plotly.colors as pc
 import plotly.graph_objects as go
+from PIL import Image
 from plotly.subplots import make_subplots
 
 from ..iddc import weibull_density
@@ -20,6 +25,7 @@ from .style import COLORS, TEMPLATE
 __all__ = [
     "COLORS",
     "colorize_mask",
+    "png_data_uri",
     "mask_grid_figure",
     "update_mask_grid",
     "class_histogram_figure",
@@ -38,9 +44,17 @@ __all__ = [
     "weibull_penalty_figure",
 ]
 
-#: Colours of the compared runs / curves (colour-blind friendly, Okabe-Ito).
-
 _LAYOUT = dict(template=TEMPLATE)
+
+
+def _figure(traces: Sequence, layout: Mapping) -> go.Figure:
+    """A static figure built complete, traces and layout together."""
+    return go.Figure(data=list(traces), layout=layout)
+
+
+def _hline(y: float, **line) -> dict:
+    """A horizontal line across the plot at ``y`` (a layout shape, as ``fig.add_hline`` draws it)."""
+    return dict(type="line", xref="x domain", x0=0, x1=1, yref="y", y0=y, y1=y, line=line)
 
 
 def _class_palette(num_classes: int) -> np.ndarray:
@@ -94,10 +108,39 @@ def _to_rgb(image) -> np.ndarray:
     return x
 
 
+def png_data_uri(rgb) -> str:
+    """An ``(H, W, 3)`` uint8 picture as a ``data:image/png;base64,...`` URI (PIL, lossless).
+
+    Figures show pictures through ``go.Image(source=...)``: one short string per picture
+    instead of ``H x W x 3`` numbers, so a widget that swaps pictures sends kilobytes to
+    the browser, not megabytes of JSON lists.
+
+    Raises
+    ------
+    ValueError
+        If ``rgb`` is not ``(H, W, 3)`` uint8.
+    """
+    x = np.asarray(rgb)
+    if x.ndim != 3 or x.shape[2] != 3 or x.dtype != np.uint8:
+        raise ValueError(f"rgb must be an (H, W, 3) uint8 array, got shape {x.shape} and dtype {x.dtype}")
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(x), mode="RGB").save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _grid_sources(images: Sequence, rows: Mapping[str, Sequence], palette, num_classes, ignore_index):
+    """Per column: the image's URI, then one URI per row of masks."""
+    return [[png_data_uri(_to_rgb(img))] +
+            [png_data_uri(colorize_mask(rows[name][j], palette, num_classes=num_classes, ignore_index=ignore_index))
+             for name in rows]
+            for j, img in enumerate(images)]
+
+
 def mask_grid_figure(images: Sequence, rows: Mapping[str, Sequence], *, palette=None,
                      num_classes: int | None = None, title: str = "", height_per_row: int = 150,
-                     ignore_index: int = 255) -> go.FigureWidget:
-    """A grid: first row the images, then one row per entry of ``rows`` (masks).
+                     ignore_index: int = 255) -> go.Figure:
+    """A grid: first row the images, then one row per entry of ``rows`` (masks), as PNG pictures
+    (:func:`png_data_uri`).
 
     Parameters
     ----------
@@ -113,32 +156,31 @@ def mask_grid_figure(images: Sequence, rows: Mapping[str, Sequence], *, palette=
     nrows = 1 + len(names)
     fig = make_subplots(rows=nrows, cols=max(n, 1), horizontal_spacing=0.01, vertical_spacing=0.04,
                         row_titles=["image"] + names)
-    for j, img in enumerate(images):
-        fig.add_trace(go.Image(z=_to_rgb(img), hoverinfo="skip"), row=1, col=j + 1)
-        for i, name in enumerate(names):
-            rgb = colorize_mask(rows[name][j], palette, num_classes=num_classes, ignore_index=ignore_index)
-            fig.add_trace(go.Image(z=rgb, name=name, hoverinfo="skip"), row=i + 2, col=j + 1)
+    for j, column in enumerate(_grid_sources(images, rows, palette, num_classes, ignore_index)):
+        for i, uri in enumerate(column):
+            fig.add_trace(go.Image(source=uri, name="image" if i == 0 else names[i - 1], hoverinfo="skip"),
+                          row=i + 1, col=j + 1)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     fig.update_layout(**_LAYOUT, title=title, height=60 + height_per_row * nrows, showlegend=False)
     fig.update_layout(margin=dict(l=10, r=60, t=50, b=10))
-    return go.FigureWidget(fig)
+    return fig
 
 
-def update_mask_grid(fig: go.FigureWidget, images: Sequence, rows: Mapping[str, Sequence], *,
+def update_mask_grid(fig: go.Figure, images: Sequence, rows: Mapping[str, Sequence], *,
                      palette=None, num_classes: int | None = None, ignore_index: int = 255) -> None:
     """Replace the pictures of a :func:`mask_grid_figure` (same grid shape)."""
     per_col = 1 + len(rows)
     expected = per_col * len(images)
     if len(fig.data) != expected:
         raise ValueError(f"figure has {len(fig.data)} panels, the new content needs {expected}")
-    names = list(rows)
+    sources = _grid_sources(images, rows, palette, num_classes, ignore_index)
     with fig.batch_update():
-        for j, img in enumerate(images):
-            fig.data[j * per_col].z = _to_rgb(img)
-            for i, name in enumerate(names):
-                fig.data[j * per_col + 1 + i].z = colorize_mask(
-                    rows[name][j], palette, num_classes=num_classes, ignore_index=ignore_index)
+        for j, column in enumerate(sources):
+            for i, uri in enumerate(column):
+                trace = fig.data[j * per_col + i]
+                if trace.source != uri:  # unchanged pictures are not sent again
+                    trace.source = uri
 
 
 def _sorted_counts(pixel_counts, center_counts, class_names):
@@ -151,19 +193,19 @@ def _sorted_counts(pixel_counts, center_counts, class_names):
 
 def class_histogram_figure(pixel_counts, center_counts, class_names=None, *,
                            title: str = "Pixel versus centre frequency (supplement Fig. 6)",
-                           log_y: bool = True) -> go.FigureWidget:
+                           log_y: bool = True) -> go.Figure:
     """Pixel and centre frequency per class, sorted by pixel count (supplement Fig. 6).
 
     Both series are normalised by their maximum (``n_k / n_max``), so the ratio of
     the tallest to the shortest bar of a series is its imbalance factor.
     """
     p, c, names = _sorted_counts(pixel_counts, center_counts, class_names)
-    fig = go.FigureWidget(layout=dict(**_LAYOUT, title=title, barmode="group",
-                                      yaxis=dict(title="n<sub>k</sub> / n<sub>max</sub>", type="log" if log_y else "linear", dtick=1 if log_y else None),
-                                      xaxis=dict(title="classes sorted by pixel frequency")))
-    fig.add_bar(x=names, y=_norm(p), name="pixels", marker_color=COLORS[0])
-    fig.add_bar(x=names, y=_norm(c), name="centres", marker_color=COLORS[1])
-    return fig
+    layout = dict(**_LAYOUT, title=title, barmode="group",
+                  yaxis=dict(title="n<sub>k</sub> / n<sub>max</sub>", type="log" if log_y else "linear",
+                             dtick=1 if log_y else None),
+                  xaxis=dict(title="classes sorted by pixel frequency"))
+    return _figure([go.Bar(x=names, y=_norm(p), name="pixels", marker_color=COLORS[0]),
+                    go.Bar(x=names, y=_norm(c), name="centres", marker_color=COLORS[1])], layout)
 
 
 def _norm(v: np.ndarray) -> np.ndarray:
@@ -172,47 +214,50 @@ def _norm(v: np.ndarray) -> np.ndarray:
     return np.where(out > 0, out, np.nan)  # zero counts are not drawn on a log axis
 
 
-def update_class_histogram(fig: go.FigureWidget, pixel_counts, center_counts, class_names=None) -> None:
+def update_class_histogram(fig: go.Figure, pixel_counts, center_counts, class_names=None) -> None:
     """Update a :func:`class_histogram_figure` in place."""
     p, c, names = _sorted_counts(pixel_counts, center_counts, class_names)
     with fig.batch_update():
-        fig.data[0].x, fig.data[0].y = names, _norm(p)
-        fig.data[1].x, fig.data[1].y = names, _norm(c)
+        for trace, counts in zip(fig.data[:2], (p, c)):
+            if list(trace.x) != list(names):  # the class order is sent only when it changed
+                trace.x = list(names)
+            trace.y = _norm(counts).tolist()
 
 
 def imbalance_factor_figure(rows: Sequence[tuple[str, float, float]], *,
-                            title: str = "Pixel versus centre imbalance factor") -> go.FigureWidget:
+                            title: str = "Pixel versus centre imbalance factor") -> go.Figure:
     """Grouped bars of (dataset, pixel IF, centre IF) on a log axis (paper Sec. 4.3, Table 12)."""
     labels = [r[0] for r in rows]
-    fig = go.FigureWidget(layout=dict(**_LAYOUT, title=title, barmode="group",
-                                      yaxis=dict(title="imbalance factor n<sub>max</sub> / n<sub>min</sub>", type="log", dtick=1)))
-    fig.add_bar(x=labels, y=[r[1] for r in rows], name="pixel / point IF", marker_color=COLORS[0],
-                text=[f"{r[1]:.0f}" for r in rows], textposition="outside")
-    fig.add_bar(x=labels, y=[r[2] for r in rows], name="centre IF", marker_color=COLORS[1],
-                text=[f"{r[2]:.0f}" for r in rows], textposition="outside")
-    return fig
+    layout = dict(**_LAYOUT, title=title, barmode="group",
+                  yaxis=dict(title="imbalance factor n<sub>max</sub> / n<sub>min</sub>", type="log", dtick=1))
+    return _figure([
+        go.Bar(x=labels, y=[r[1] for r in rows], name="pixel / point IF", marker_color=COLORS[0],
+               text=[f"{r[1]:.0f}" for r in rows], textposition="outside"),
+        go.Bar(x=labels, y=[r[2] for r in rows], name="centre IF", marker_color=COLORS[1],
+               text=[f"{r[2]:.1f}" if r[2] < 10 else f"{r[2]:.0f}" for r in rows], textposition="outside"),
+    ], layout)
 
 
 def curves_figure(curves: Mapping[str, tuple[Sequence, Sequence]], *, title: str = "",
                   xaxis_title: str = "epoch", yaxis_title: str = "", dashes: Mapping[str, str] | None = None,
                   colors: Mapping[str, str] | None = None, log_y: bool = False,
-                  reference: float | None = None) -> go.FigureWidget:
+                  reference: float | None = None) -> go.Figure:
     """One line per entry ``name -> (x, y)`` (e.g. NC statistics over training, Fig. 2/4/5).
 
     ``reference`` draws a dotted horizontal line (e.g. 0 = perfect equiangularity).
     """
-    fig = go.FigureWidget(layout=dict(**_LAYOUT, title=title, xaxis=dict(title=xaxis_title),
-                                      yaxis=dict(title=yaxis_title, type="log" if log_y else "linear")))
-    for i, (name, (x, y)) in enumerate(curves.items()):
-        color = (colors or {}).get(name, COLORS[i % len(COLORS)])
-        fig.add_scatter(x=list(x), y=list(y), name=name, mode="lines+markers",
-                        line=dict(color=color, dash=(dashes or {}).get(name, "solid")))
+    layout = dict(**_LAYOUT, title=title, xaxis=dict(title=xaxis_title),
+                  yaxis=dict(title=yaxis_title, type="log" if log_y else "linear"))
     if reference is not None:
-        fig.add_hline(y=reference, line=dict(color="gray", dash="dot"))
-    return fig
+        layout["shapes"] = [_hline(reference, color="gray", dash="dot")]
+    traces = [go.Scatter(x=list(x), y=list(y), name=name, mode="lines+markers",
+                         line=dict(color=(colors or {}).get(name, COLORS[i % len(COLORS)]),
+                                   dash=(dashes or {}).get(name, "solid")))
+              for i, (name, (x, y)) in enumerate(curves.items())]
+    return _figure(traces, layout)
 
 
-def update_curves(fig: go.FigureWidget, curves: Mapping[str, tuple[Sequence, Sequence]], *,
+def update_curves(fig: go.Figure, curves: Mapping[str, tuple[Sequence, Sequence]], *,
                   yaxis_title: str | None = None) -> None:
     """Replace the data of the named lines of a :func:`curves_figure` (matched by name)."""
     by_name = {tr.name: tr for tr in fig.data}
@@ -228,19 +273,19 @@ def update_curves(fig: go.FigureWidget, curves: Mapping[str, tuple[Sequence, Seq
 
 def grouped_bars_figure(categories: Sequence[str], series: Mapping[str, Sequence[float]], *,
                         title: str = "", yaxis_title: str = "", text_format: str = "{:.1f}",
-                        colors: Mapping[str, str] | None = None) -> go.FigureWidget:
+                        colors: Mapping[str, str] | None = None) -> go.Figure:
     """Grouped bar chart ``series name -> values per category`` (e.g. per-class IoU)."""
-    fig = go.FigureWidget(layout=dict(**_LAYOUT, title=title, barmode="group", yaxis=dict(title=yaxis_title)))
+    traces = []
     for i, (name, values) in enumerate(series.items()):
         vals = [float("nan") if v is None else float(v) for v in values]
-        fig.add_bar(x=list(categories), y=vals, name=name,
-                    marker_color=(colors or {}).get(name, COLORS[i % len(COLORS)]),
-                    text=[("" if np.isnan(v) else text_format.format(v)) for v in vals],
-                    textposition="outside")
-    return fig
+        traces.append(go.Bar(x=list(categories), y=vals, name=name,
+                             marker_color=(colors or {}).get(name, COLORS[i % len(COLORS)]),
+                             text=[("" if np.isnan(v) else text_format.format(v)) for v in vals],
+                             textposition="outside"))
+    return _figure(traces, dict(**_LAYOUT, title=title, barmode="group", yaxis=dict(title=yaxis_title)))
 
 
-def update_grouped_bars(fig: go.FigureWidget, categories: Sequence[str],
+def update_grouped_bars(fig: go.Figure, categories: Sequence[str],
                         series: Mapping[str, Sequence[float]], text_format: str = "{:.1f}") -> None:
     """Update the bars of a :func:`grouped_bars_figure` (series matched by name)."""
     by_name = {tr.name: tr for tr in fig.data}
@@ -255,31 +300,31 @@ def update_grouped_bars(fig: go.FigureWidget, categories: Sequence[str],
 def lambda_sweep_figure(lambdas: Sequence[float], ours: Sequence[float],
                         paper: Mapping[str, Sequence[float]] | None = None, *,
                         paper_lambdas: Sequence[float] | None = None,
-                        ours_name: str = "ours") -> go.FigureWidget:
-    """mIoU gain over λ = 0 against λ: our runs beside the paper's Table 2, on one axis.
+                        ours_name: str = "measured") -> go.Figure:
+    """mIoU gain over λ = 0 against λ: measured runs beside the paper's Table 2, on one axis.
 
     Each curve is drawn as its change from its own λ = 0 value (points of mIoU), so runs on
     different data sets share one scale; the hover shows the absolute mIoU.
     """
-    fig = go.FigureWidget(layout=dict(**_LAYOUT, title="mIoU gain over λ = 0 against λ (CeCo paper Table 2)",
-                                      xaxis=dict(title="λ (Eq. 5)"),
-                                      yaxis=dict(title="mIoU − mIoU(λ = 0)  (points)")))
+    layout = dict(**_LAYOUT, title="mIoU gain over λ = 0 against λ (CeCo paper Table 2)",
+                  xaxis=dict(title="λ (Eq. 5)"), yaxis=dict(title="mIoU − mIoU(λ = 0)  (points)"),
+                  shapes=[_hline(0.0, color="#999", width=1)])
     series = {ours_name: (list(lambdas), list(ours))}
     for name, vals in (paper or {}).items():
         series[f"paper: {name}"] = (list(paper_lambdas if paper_lambdas is not None else lambdas), list(vals))
+    traces = []
     for i, (name, (xs, ys)) in enumerate(series.items()):
         base = ys[xs.index(0.0)] if 0.0 in xs else ys[0]
-        fig.add_scatter(x=xs, y=[y - base for y in ys], customdata=ys, name=name, mode="lines+markers",
-                        hovertemplate="λ = %{x}: mIoU %{customdata:.1f} (%{y:+.1f})",
-                        line=dict(color=COLORS[i % len(COLORS)], width=3 if i == 0 else 2,
-                                  dash="solid" if i == 0 else "dash"))
-    fig.add_hline(y=0, line=dict(color="#999", width=1))
-    return fig
+        traces.append(go.Scatter(x=xs, y=[y - base for y in ys], customdata=ys, name=name, mode="lines+markers",
+                                 hovertemplate="λ = %{x}: mIoU %{customdata:.1f} (%{y:+.1f})<extra></extra>",
+                                 line=dict(color=COLORS[i % len(COLORS)], width=3 if i == 0 else 2,
+                                           dash="solid" if i == 0 else "dash")))
+    return _figure(traces, layout)
 
 
 def embedding_figure(embedding, labels, class_names=None, *, title: str = "t-SNE of pixel features",
                      palette=None, num_classes: int | None = None, visible_classes: Iterable[int] | None = None,
-                     marker_size: int = 5) -> go.FigureWidget:
+                     marker_size: int = 5) -> go.Figure:
     """A 2-D scatter with one trace per class (so classes can be hidden instantly)."""
     emb = np.asarray(embedding)
     y = np.asarray(labels)
@@ -287,17 +332,15 @@ def embedding_figure(embedding, labels, class_names=None, *, title: str = "t-SNE
     pal = np.asarray(palette if palette is not None else _class_palette(K))
     names = list(class_names) if class_names is not None else [str(k) for k in range(K)]
     visible = set(range(K)) if visible_classes is None else set(int(k) for k in visible_classes)
-    fig = go.FigureWidget(layout=dict(**_LAYOUT, title=title, xaxis=dict(visible=False),
-                                      yaxis=dict(visible=False, scaleanchor="x"), height=480))
-    for k in range(K):
-        sel = y == k
-        fig.add_scattergl(x=emb[sel, 0], y=emb[sel, 1], mode="markers", name=names[k],
-                          marker=dict(size=marker_size, color="rgb({},{},{})".format(*pal[k]), opacity=0.8),
-                          visible=(k in visible))
-    return fig
+    traces = [go.Scattergl(x=emb[y == k, 0], y=emb[y == k, 1], mode="markers", name=names[k],
+                           marker=dict(size=marker_size, color="rgb({},{},{})".format(*pal[k]), opacity=0.8),
+                           visible=(k in visible))
+              for k in range(K)]
+    return _figure(traces, dict(**_LAYOUT, title=title, xaxis=dict(visible=False),
+                                yaxis=dict(visible=False, scaleanchor="x"), height=480))
 
 
-def update_embedding(fig: go.FigureWidget, embedding, labels, *, visible_classes: Iterable[int] | None = None,
+def update_embedding(fig: go.Figure, embedding, labels, *, visible_classes: Iterable[int] | None = None,
                      title: str | None = None) -> None:
     """Swap the points of an :func:`embedding_figure` and set which classes show."""
     emb = np.asarray(embedding)
@@ -312,45 +355,51 @@ def update_embedding(fig: go.FigureWidget, embedding, labels, *, visible_classes
             fig.layout.title.text = title
 
 
+def _sorted_desc(sizes) -> list:
+    """Sizes sorted largest first, as a plain list (the browser gets JSON numbers, not a binary array)."""
+    return np.sort(np.asarray(sizes))[::-1].tolist()
+
+
 def cluster_sizes_figure(true_sizes, predicted: Mapping[str, Sequence[int]], *,
-                         title: str = "Cluster sizes, sorted (IDDC demo)") -> go.FigureWidget:
+                         title: str = "Cluster sizes, sorted (IDDC demo)") -> go.Figure:
     """True cluster sizes (sorted) against the sorted sizes found with each prior."""
-    t = np.sort(np.asarray(true_sizes))[::-1]
-    fig = go.FigureWidget(layout=dict(**_LAYOUT, title=title, barmode="group",
-                                      xaxis=dict(title="cluster rank (largest first)"),
-                                      yaxis=dict(title="points per cluster")))
-    ranks = list(range(1, len(t) + 1))
-    fig.add_bar(x=ranks, y=t, name="true sizes", marker_color="lightgray")
-    for i, (name, sizes) in enumerate(predicted.items()):
-        fig.add_bar(x=ranks, y=np.sort(np.asarray(sizes))[::-1], name=name, marker_color=COLORS[i % len(COLORS)])
-    return fig
+    t = _sorted_desc(true_sizes)
+    traces = [go.Bar(x=list(range(1, len(t) + 1)), y=t, name="true sizes", marker_color="lightgray")]
+    traces += [go.Bar(x=list(range(1, len(y) + 1)), y=y, name=name, marker_color=COLORS[i % len(COLORS)])
+               for i, (name, y) in enumerate((n, _sorted_desc(s)) for n, s in predicted.items())]
+    return _figure(traces, dict(**_LAYOUT, title=title, barmode="group",
+                                xaxis=dict(title="cluster rank (largest first)", dtick=1),
+                                yaxis=dict(title="points per cluster")))
 
 
-def update_cluster_sizes(fig: go.FigureWidget, true_sizes, predicted: Mapping[str, Sequence[int]],
+def update_cluster_sizes(fig: go.Figure, true_sizes, predicted: Mapping[str, Sequence[int]],
                          title: str | None = None) -> None:
     """Update a :func:`cluster_sizes_figure` (series matched by name)."""
-    t = np.sort(np.asarray(true_sizes))[::-1]
-    ranks = list(range(1, len(t) + 1))
     by_name = {tr.name: tr for tr in fig.data}
+    missing = [name for name in predicted if name not in by_name]
+    if missing:
+        raise KeyError(f"no bars named {missing[0]!r} in the figure ({sorted(by_name)})")
+    series = {"true sizes": true_sizes, **predicted}
     with fig.batch_update():
-        by_name["true sizes"].x, by_name["true sizes"].y = ranks, t
-        for name, sizes in predicted.items():
-            by_name[name].x = list(range(1, len(sizes) + 1))
-            by_name[name].y = np.sort(np.asarray(sizes))[::-1]
-        if title is not None:
+        for name, sizes in series.items():
+            y = _sorted_desc(sizes)
+            if list(by_name[name].y) != y:  # unchanged bars are not sent again
+                by_name[name].x, by_name[name].y = list(range(1, len(y) + 1)), y
+        if title is not None and fig.layout.title.text != title:
             fig.layout.title.text = title
 
 
 def prior_penalty_figure(x, curves: Mapping[str, Sequence[float]], *,
                          title: str = "Penalty on one cluster of relative size x",
-                         yaxis_title: str = "penalty f(x)", log_y: bool = True) -> go.FigureWidget:
+                         yaxis_title: str = "penalty f(x)", log_y: bool = True) -> go.Figure:
     """Per-cluster penalty as a function of the relative cluster size (log x axis)."""
-    fig = go.FigureWidget(layout=dict(**_LAYOUT, title=title,
-                                      xaxis=dict(title="relative cluster size x = x_c / max(x)", type="log"),
-                                      yaxis=dict(title=yaxis_title, type="log" if log_y else "linear")))
-    for i, (name, y) in enumerate(curves.items()):
-        fig.add_scatter(x=list(x), y=list(y), name=name, mode="lines", line=dict(color=COLORS[i], width=3))
-    return fig
+    traces = [go.Scatter(x=list(x), y=list(y), name=name, mode="lines", line=dict(color=COLORS[i], width=3))
+              for i, (name, y) in enumerate(curves.items())]
+    return _figure(traces, dict(**_LAYOUT, title=title,
+                                xaxis=dict(title="relative cluster size x = x<sub>c</sub> / max<sub>c′</sub> x<sub>c′</sub>",
+                                           type="log", dtick=1),
+                                yaxis=dict(title=yaxis_title, type="log" if log_y else "linear",
+                                           dtick=1 if log_y else None)))
 
 
 def weibull_penalty_figure(shapes: Sequence[float] = (0.3, 1.0, 2.0), *, scale: float = 5.0, num_points: int = 200):

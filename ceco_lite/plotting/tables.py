@@ -1,4 +1,4 @@
-"""HTML tables of training runs, our numbers beside the papers' (grey rows)."""
+"""HTML tables of training runs, their numbers beside the papers' (grey rows)."""
 from __future__ import annotations
 
 import html
@@ -19,7 +19,7 @@ def run_comparison_table(rows: Mapping[str, Mapping[str, float]], columns: Seque
     """An HTML table: one row per run (``rows[name][column]``), optional paper rows in grey.
 
     Missing values print as "–"; ``headers`` renames columns for display. Used by
-    lessons 5 and 6 to show our numbers beside the papers' (:mod:`ceco_lite.published`).
+    lessons 5 and 6 to show measured numbers beside the papers' (:mod:`ceco_lite.published`).
     """
     fmt = formats or {}
 
@@ -95,12 +95,12 @@ def results_table(results: Mapping[str, object], *, reference: Mapping[str, Mapp
 
 
 def ablation_table(results: Mapping[tuple, object]) -> str:
-    """CeCo Table 1 as HTML: our mIoU (and tail) per (pixel, centre classifier) beside the paper's."""
+    """CeCo Table 1 as HTML: the runs' mIoU (and tail IoU) per (pixel, centre classifier) beside the paper's."""
     rows = {}
     for (pc, cc), r in results.items():
         p = CECO_TABLE1.get((pc, cc), (None, None))
-        rows[f"PC {pc} / CC {cc or '–'}"] = {"ours mIoU": r.metrics.get("miou"), "ours tail": r.metrics.get("tail"),
+        rows[f"PC {pc} / CC {cc or '–'}"] = {"this run: mIoU": r.metrics.get("miou"), "this run: tail": r.metrics.get("tail"),
                                             "paper ScanNet200": p[0], "paper ADE20K": p[1]}
-    cols = ["ours mIoU", "ours tail", "paper ScanNet200", "paper ADE20K"]
+    cols = ["this run: mIoU", "this run: tail", "paper ScanNet200", "paper ADE20K"]
     return run_comparison_table(rows, cols, formats={c: "{:.1f}" for c in cols},
                                 caption="PC: pixel classifier, CC: centre classifier (CeCo Table 1).")

@@ -6,6 +6,7 @@ from typing import Mapping, Sequence
 import ipywidgets as W
 
 from ..plotting.segmentation import embedding_figure, update_embedding
+from ._figure_view import FigureView
 
 __all__ = ["TSNEExplorer"]
 
@@ -40,9 +41,10 @@ class TSNEExplorer:
             else next(iter(self.embeddings.values()))
         self.figure = embedding_figure(first["embedding"], first["labels"], self.class_names, palette=palette,
                                        num_classes=len(self.class_names))
+        self.view = FigureView(self.figure)
         for w, key in ((self.run, "run"), (self.epoch, "epoch"), (self.subset, "subset")):
             w.observe(lambda ch, key=key: self.update(**{key: ch["new"]}), names="value")
-        self.widget = W.VBox([self.run, self.epoch, self.subset, self.figure])
+        self.widget = W.VBox([self.run, self.epoch, self.subset, self.view.output])
         self.update()
 
     def update(self, *, run: str | None = None, epoch: int | None = None, subset: str | None = None) -> None:
@@ -56,6 +58,7 @@ class TSNEExplorer:
         visible = None if subset == "all" else self.groups[subset]
         update_embedding(self.figure, emb["embedding"], emb["labels"], visible_classes=visible,
                          title=f"t-SNE of pixel features: {run}, epoch {epoch}, {subset} classes")
+        self.view.redraw()
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)
