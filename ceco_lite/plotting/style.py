@@ -10,13 +10,16 @@ prefixes (``1µ``). Notation in titles is Unicode and HTML sub/superscripts
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import plotly.graph_objects as go
 import plotly.io as pio
+from traitlets import Dict
 
 __all__ = ["TEMPLATE", "COLORS", "LEARNED_COLOR", "FIXED_COLOR", "BOUND_COLOR", "FIGURE_WIDTH", "NOTATION",
-           "style_figure", "class_axis", "log_axis", "class_color"]
+           "style_figure", "class_axis", "log_axis", "class_color", "LessonFigureWidget", "figure_widget",
+           "fixed_margins", "decade_range"]
 
 #: Colours of compared runs / curves (Okabe-Ito, colour-blind friendly).
 COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
@@ -35,6 +38,14 @@ NOTATION = {
     "grad_z": "‖∂L/∂z<sub>i</sub>‖",
     "dist_w": "‖w<sub>k</sub> − w<sub>k′</sub>‖",
     "n_k": "n<sub>k</sub>",
+    "space": "ℝ<sup>{d}</sup>",
+    "nc1": "Tr(Σ<sub>W</sub>Σ<sub>B</sub><sup>†</sup>)/K",
+    "nc1_quotient": "Tr Σ<sub>W</sub> / Tr Σ<sub>B</sub>",
+    "self_duality": "‖W/‖W‖ − M̃/‖M̃‖‖²",
+    "mean_cos_minority": "mean cos(w<sub>k</sub>, w<sub>k′</sub>), k, k′ minority",
+    "grad_z_mean": "‖∂L/∂z̄<sub>k</sub>‖",
+    "dist_etf": "α√(2K/(K−1))",
+    "bound": "−1/(K−1)",
 }
 
 _AXIS = dict(exponentformat="power", showexponent="all", automargin=True, zeroline=False)
@@ -85,3 +96,74 @@ def log_axis(fig: go.Figure, *, axis: str = "y", row=None, col=None, title: str 
     if title is not None:
         kw["title_text"] = title
     (fig.update_xaxes if axis == "x" else fig.update_yaxes)(row=row, col=col, **kw)
+
+
+class LessonFigureWidget(go.FigureWidget):
+    """A :class:`plotly.graph_objects.FigureWidget` that leaves plotly.js's computed defaults in the browser.
+
+    After every update from Python, plotly.js sends the default values of *every* trace
+    back to the kernel (the ``_js2py_traceDeltas`` message of plotly's widget protocol).
+    :class:`~plotly.graph_objects.FigureWidget` merges them into its Python copy and asks
+    the browser to delete each value that was set from Python and also appears among the
+    defaults. For the lessons that round trip only does harm: it keeps the kernel busy
+    after every slider move, it deletes set values from the browser's copy of the figure
+    (category labels of a bar chart disappear from the next render), and with numpy arrays
+    it raises ``ValueError: The truth value of an array ... is ambiguous`` in the kernel
+    (plotly 6-7: the browser sends an array back as an object), a traceback shown only in
+    JupyterLab's log console. The lesson figures never read defaults in Python, so the
+    message is not synchronised: the trait is redeclared without ``sync=True``, and the
+    kernel ignores it (no handler, no echo). Updates from Python and events from the
+    browser (zoom, clicks) work as before.
+    """
+
+    _js2py_traceDeltas = Dict(allow_none=True)
+
+
+def figure_widget(data=(), layout=None) -> LessonFigureWidget:
+    """A :class:`LessonFigureWidget` built with its traces and layout in one go.
+
+    A widget created empty (``go.FigureWidget()``) and filled afterwards sometimes reaches
+    the browser without its traces (a blank figure); built complete, it never does.
+
+    Parameters
+    ----------
+    data : sequence of plotly traces, or a :class:`plotly.graph_objects.Figure`
+        The traces (or a whole figure, e.g. from :func:`plotly.subplots.make_subplots`).
+    layout : dict or plotly layout, optional
+    """
+    fig = data if isinstance(data, go.Figure) else go.Figure(data=list(data), layout=layout)
+    if isinstance(data, go.Figure) and layout is not None:
+        fig.update_layout(layout)
+    return LessonFigureWidget(fig)
+
+
+def fixed_margins(fig: go.Figure, *, l: int = 60, r: int = 30, t: int = 80, b: int = 60) -> go.Figure:
+    """Fixed margins and no automatic margin on any axis (in place; returns ``fig``).
+
+    With ``automargin`` plotly.js measures every tick label after each update and redraws
+    when a margin has to grow: for a figure that a slider redraws, fixed margins halve the
+    work in the browser. Choose margins that fit the longest tick labels.
+    """
+    fig.update_layout(margin=dict(l=l, r=r, t=t, b=b))
+    fig.update_xaxes(automargin=False)
+    fig.update_yaxes(automargin=False)
+    return fig
+
+
+def decade_range(values, *, pad: float = 0.5) -> tuple[list[float], int]:
+    """Range (in log10 units) of a log axis showing the positive ``values``, and a tick step in decades.
+
+    The range spans the smallest to the largest positive value, ``pad`` decades beyond each;
+    the tick step (``dtick``) keeps about eight labels however many decades are shown.
+    Non-positive and non-finite values are ignored; with none left the range is ``[-1, 1]``.
+
+    Examples
+    --------
+    >>> decade_range([1e-20, 1e-3, 2.0])
+    ([-20.5, 0.8010299956639813], 3)
+    """
+    logs = [math.log10(v) for v in values if v > 0 and math.isfinite(v)]
+    if not logs:
+        return [-1.0, 1.0], 1
+    lo, hi = min(logs) - pad, max(logs) + pad
+    return [lo, hi], max(1, math.ceil((hi - lo) / 8))
