@@ -30,6 +30,7 @@ _EXPORTS = {
     "align_features_and_labels": "centers",
     # CeCo losses, Eq. 4-5 (ceco_lite/ceco.py)
     "CenterCollapseLoss": "ceco",
+    "CompiledCenterLoss": "ceco",
     "ReleasedCenterCollapseLoss": "ceco",
     # closed-form gradients, Eq. 6-9 (ceco_lite/gradients.py)
     "ceco_gradients": "gradients",

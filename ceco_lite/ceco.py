@@ -31,13 +31,14 @@ from .validation import (
     check_generator,
     check_ignore_index,
     check_int,
+    check_features_labels,
     check_labels,
     check_num_classes,
     check_positive,
     check_tensor,
 )
 
-__all__ = ["CenterCollapseLoss", "ReleasedCenterCollapseLoss", "REDUCTIONS", "ALIGN_MODES"]
+__all__ = ["CenterCollapseLoss", "ReleasedCenterCollapseLoss", "CompiledCenterLoss", "REDUCTIONS", "ALIGN_MODES"]
 
 #: Reductions of the centre losses over the present classes (docs/conventions.md, section ceco-loss).
 REDUCTIONS = ("mean", "sum")
@@ -106,6 +107,16 @@ def _masked_ce(logits: Tensor, present: Tensor, reduction: str) -> Tensor:
     if reduction == "sum":
         return total
     return total / w.sum().clamp_min(1.0)
+
+
+def _center_ce(sums: Tensor, counts: Tensor, etf: Tensor, reduction: str) -> Tensor:
+    """L_CR from per-class sums (autograd derives the backward, Eq. 6 and 8).
+
+    ``z̄ = sums / n`` (Eq. 3), logits ``z̄^T W*``, masked cross-entropy (Eq. 4, 7); shared
+    by :class:`CenterCollapseLoss` and the compiled graph of :class:`CompiledCenterLoss`.
+    """
+    centers = sums / counts.clamp_min(1).to(sums.dtype).unsqueeze(1)
+    return _masked_ce(centers @ etf, counts > 0, reduction)
 
 
 class CenterCollapseLoss(nn.Module):
@@ -186,6 +197,12 @@ class CenterCollapseLoss(nn.Module):
     synchronisation instead of a ``ValueError``.  On CPU they raise
     ``ValueError`` at once.
 
+    Cost.  About fifty small tensor operations forward and backward (the
+    per-class reduction, a ``(K, d) @ (d, K)`` product and a ``K``-way
+    softmax). Where a training step is bound by kernel launches (a small model
+    on a GPU), :class:`CompiledCenterLoss` compiles the whole loss (a CUDA
+    graph on CUDA).
+
     Raises
     ------
     TypeError, ValueError
@@ -246,6 +263,20 @@ class CenterCollapseLoss(nn.Module):
         Applies the resolution alignment and, with ``sync="global"``, the
         cross-process reduction.  Counts are int64; absent classes have a zero centre.
         """
+        sums, counts = self._sums(features, labels)
+        centers = sums / counts.clamp_min(1).to(sums.dtype).unsqueeze(1)
+        return centers, counts
+
+    def _sums(self, features: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-class sums ``(K, d)`` and counts ``(K,)`` of the aligned batch (global with ``sync="global"``)."""
+        features, labels = self._prepare(features, labels)
+        sums, counts = class_sums(features, labels, self.num_classes, ignore_index=self.ignore_index)
+        if self.sync == "global":
+            sums, counts = _global_sums(sums, counts, self.process_group)
+        return sums, counts
+
+    def _prepare(self, features: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        """Features and labels at one resolution (``align``), checked against ``dim`` and the ETF's device."""
         if isinstance(features, Tensor) and isinstance(labels, Tensor):
             if features.ndim == 4 and labels.ndim == 3 and features.shape[-2:] != labels.shape[-2:]:
                 features, labels = align_features_and_labels(features, labels, mode=self.align)
@@ -258,11 +289,7 @@ class CenterCollapseLoss(nn.Module):
                     f"features are on {features.device} but the loss module (ETF) is on {self.etf.device}; "
                     "move the module with .to(device)"
                 )
-        sums, counts = class_sums(features, labels, self.num_classes, ignore_index=self.ignore_index)
-        if self.sync == "global":
-            sums, counts = _global_sums(sums, counts, self.process_group)
-        centers = sums / counts.clamp_min(1).to(sums.dtype).unsqueeze(1)
-        return centers, counts
+        return features, labels
 
     def forward(self, features: Tensor, labels: Tensor) -> Tensor:
         """L_CR of one batch (CeCo paper Eq. 3-4; docs/conventions.md, section ceco-loss).
@@ -282,10 +309,123 @@ class CenterCollapseLoss(nn.Module):
             0-d loss, float32 (float64 for float64 features).  With no valid
             label it is an exact 0 that still back-propagates (zero gradients).
         """
-        centers, counts = self.centers(features, labels)
-        with no_autocast(centers.device):
-            logits = centers @ self.etf.to(centers.dtype)  # (K, K): row = centre k, column = class k'
-            return _masked_ce(logits, counts > 0, self.reduction)
+        sums, counts = self._sums(features, labels)
+        with no_autocast(sums.device):
+            # one autograd node for Eq. 3-4 (closed-form backward, Eq. 6 and 8)
+            return _center_ce(sums, counts, self.etf.to(sums.dtype), self.reduction)
+
+
+def _ceco_graph(features: Tensor, labels: Tensor, etf: Tensor, num_classes: int, ignore_index: int | None,
+                reduction: str) -> tuple[Tensor, Tensor, Tensor]:
+    """L_CR from aligned features and labels in one traceable function (CeCo paper Eq. 3-4).
+
+    No host synchronisation and no data-dependent shape, so ``torch.compile(fullgraph=True)``
+    takes it whole, backward included: per-pixel bins (``K`` for ignored pixels), counts as
+    column sums of the one-hot labels, sums by a one-hot matrix product on CUDA (deterministic,
+    as :func:`ceco_lite.centers.class_sums`) and by a scatter / index-add elsewhere, then
+    :func:`_center_ce`.  Returns ``(loss, labels_ok, sums_finite)``, the last two 0-d bool
+    tensors that the caller turns into errors.
+    """
+    K = num_classes
+    with torch.autocast(device_type=features.device.type, enabled=False):
+        lab = labels.long()
+        is_class = (lab >= 0) & (lab < K)
+        labels_ok = (is_class if ignore_index is None else is_class | (lab == ignore_index)).all()
+        bins = torch.where(is_class, lab, K)
+        acc = torch.float64 if features.dtype == torch.float64 else torch.float32
+        d = features.shape[1]
+        onehot = bins.reshape(-1, 1) == torch.arange(K, device=bins.device)  # (N, K)
+        counts = onehot.sum(dim=0)
+        if features.ndim == 4 and features.device.type == "cpu" and not features.is_contiguous(
+            memory_format=torch.channels_last
+        ):
+            B, _, H, W = features.shape
+            index = bins.reshape(B, 1, H * W).expand(B, d, H * W)
+            buf = torch.zeros(B, d, K + 1, dtype=acc, device=features.device)
+            sums = buf.scatter_add(2, index, features.reshape(B, d, H * W).to(acc)).sum(dim=0).T[:K]
+        else:
+            rows = features.permute(0, 2, 3, 1).reshape(-1, d) if features.ndim == 4 else features
+            rows = rows.to(acc)
+            if features.device.type == "cuda":
+                sums = onehot.to(acc).T @ rows
+            else:
+                sums = torch.zeros(K + 1, d, dtype=acc, device=features.device).index_add(0, bins.reshape(-1), rows)[:K]
+        loss = _center_ce(sums, counts, etf.to(acc), reduction)
+    return loss, labels_ok, torch.isfinite(sums).all()
+
+
+class CompiledCenterLoss:
+    """:class:`CenterCollapseLoss` with its forward and backward compiled by ``torch.compile``
+    (CeCo paper Eq. 3-4; the same loss as ``loss_fn(features, labels)`` to round-off).
+
+    The per-class reduction, the centre classifier and the cross-entropy become a few fused
+    kernels; on CUDA the default mode ``"reduce-overhead"`` also replays them as a CUDA graph
+    (one launch per pass for a fixed batch shape; a new shape compiles and captures again).
+    This pays where a step is bound by kernel launches (small models, small batches); the
+    first call of each shape compiles (seconds to a minute).
+
+    Parameters
+    ----------
+    loss_fn : CenterCollapseLoss
+        The loss whose ETF ``loss_fn.etf`` (buffer, or parameter when learnable: it receives
+        its gradient), ``num_classes``, ``ignore_index``, ``reduction`` and ``align`` are used.
+    mode : str, optional
+        ``torch.compile`` mode; default ``"reduce-overhead"`` when the loss lives on CUDA, else
+        ``"default"``.
+    backend : str, default "inductor"
+        ``torch.compile`` backend (``"aot_eager"`` traces without generating code).
+
+    Notes
+    -----
+    Calling it checks shapes, dtypes, channels and devices as the module does, and label
+    values and finite sums after the compiled pass: a ``ValueError`` on CPU, a device-side
+    assertion on CUDA (no host synchronisation), with the module's messages.  With
+    ``sync="global"`` and an initialised process group it calls ``loss_fn`` itself (the
+    all-reduce stays eager).  Double backward is not supported (compiled graphs are
+    differentiable once).
+
+    Raises
+    ------
+    TypeError
+        ``loss_fn`` is not a :class:`CenterCollapseLoss`.
+    """
+
+    def __init__(self, loss_fn: "CenterCollapseLoss", *, mode: str | None = None, backend: str = "inductor"):
+        if not isinstance(loss_fn, CenterCollapseLoss):
+            raise TypeError(f"loss_fn must be a CenterCollapseLoss, got {type(loss_fn).__name__}")
+        self.loss_fn = loss_fn
+        if mode is None:
+            mode = "reduce-overhead" if loss_fn.etf.device.type == "cuda" else "default"
+        self.mode = mode
+        self.backend = backend
+        self._graph = torch.compile(_ceco_graph, fullgraph=True, dynamic=False, backend=backend,
+                                    mode=None if backend != "inductor" else mode)
+
+    def __repr__(self) -> str:
+        return f"CompiledCenterLoss({self.loss_fn!r}, mode={self.mode!r}, backend={self.backend!r})"
+
+    def __call__(self, features: Tensor, labels: Tensor) -> Tensor:
+        """L_CR of one batch: ``features`` ``(N, dim)`` or ``(B, dim, h, w)``, ``labels`` ``(N,)`` or ``(B, H, W)``;
+        a 0-d loss (float32, float64 for float64 features)."""
+        fn = self.loss_fn
+        if fn.sync == "global" and dist.is_available() and dist.is_initialized():
+            return fn(features, labels)
+        features, labels = fn._prepare(features, labels)
+        check_features_labels(features, labels)
+        loss, labels_ok, finite = self._graph(features, labels, fn.etf, fn.num_classes, fn.ignore_index,
+                                              fn.reduction)
+        K, ignore = fn.num_classes, fn.ignore_index
+        if features.device.type == "cuda":
+            torch._assert_async(labels_ok, f"class_sums: labels must lie in [0, num_classes) = [0, {K}) or equal "
+                                           f"ignore_index={ignore}")
+            torch._assert_async(finite, "class_sums: features contain non-finite values (NaN/inf), or their "
+                                        "per-class sums overflow")
+        else:
+            if not bool(labels_ok):
+                check_labels(labels, K, ignore)  # raises, naming a bad label
+            if not bool(finite):
+                raise ValueError("features contain non-finite values (NaN/inf), or their per-class sums overflow")
+        return loss
 
 
 class ReleasedCenterCollapseLoss(nn.Module):

@@ -40,8 +40,8 @@ __all__ = ["main", "build_parser", "config_from_args", "format_results"]
 #: argparse destination -> TrainConfig field, for the named options
 _FIELDS = ("ceco_lambda", "epochs", "batch_size", "lr", "device", "max_steps", "image_size", "num_images",
            "imbalance_factor", "data_root", "model", "ceco_variant", "fixed_pixel_classifier", "ceco_sync",
-           "in2nect_weight", "save_features", "num_threads", "amp", "compile", "progress", "seed", "ignore_index",
-           "verify_checksums", "limit_images")
+           "in2nect_weight", "save_features", "num_threads", "amp", "compile", "compile_loss", "progress", "seed",
+           "ignore_index", "verify_checksums", "limit_images")
 
 
 def _add_overrides(p: argparse.ArgumentParser) -> None:
@@ -74,6 +74,8 @@ def _add_overrides(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-threads", dest="num_threads", type=int)
     p.add_argument("--amp", choices=("auto", "bf16", "off"))
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    p.add_argument("--compile-loss", dest="compile_loss", action="store_true", default=None,
+                   help="torch.compile the CeCo loss (CUDA graphs on CUDA)")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None)
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="any TrainConfig field (VALUE parsed as JSON when possible); repeatable")

@@ -519,3 +519,32 @@ def test_run_files_get_the_usual_permissions(tmp_path):
     assert modes == {n: 0o644 for n in (".lock", "config.json", "checkpoint.pt", "history.json", "metrics.json",
                                         "features.pt")}
     assert out.stat().st_mode & 0o777 == 0o755
+
+
+def test_dot_regression_classifier_loss(tmp_path):
+    """classifier_loss="dot_regression" trains onto the fixed ETF (Yang et al. 2022) and needs a fixed classifier."""
+    with pytest.raises(ValueError, match="fixed_pixel_classifier"):
+        tiny(classifier_loss="dot_regression")
+    with pytest.raises(ValueError, match="classifier_loss"):
+        tiny(classifier_loss="focal")
+    res = train(tiny(classifier_loss="dot_regression", fixed_pixel_classifier=True, ceco_lambda=0.0, max_steps=2))
+    assert set(res.history[-1]["loss"]) == {"dot_regression", "total"}
+    assert math.isfinite(res.history[-1]["loss"]["total"])
+    # the loss module regresses onto the model's own fixed classifier
+    from ceco_lite.engine.step import TrainStep
+
+    step = TrainStep(res.model, res.config)
+    torch.testing.assert_close(step.dot_regression.etf, res.model.classifier_weight().detach())
+
+
+def test_cross_entropy_of_an_all_ignored_batch_is_zero():
+    from ceco_lite.engine.step import TrainStep
+    from ceco_lite.models import build_model
+
+    cfg = tiny(ceco_lambda=0.0)
+    model = build_model(cfg.model, cfg.num_classes)
+    x = torch.randn(2, 3, 16, 16)
+    loss, terms = TrainStep(model, cfg)(x, torch.full((2, 16, 16), 255))
+    assert float(loss) == 0.0 and float(terms["ce"]) == 0.0
+    loss.backward()
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())

@@ -55,7 +55,7 @@ SYNTHETIC_OPTIONS = tuple(sorted(
 #: Everything else decides the result: it enters :meth:`TrainConfig.tag` (and so the default run
 #: folder name), and a run can only be resumed with the same values.
 RUN_FIELDS = ("out_dir", "resume", "overwrite", "progress", "num_threads", "num_workers", "checkpoint", "preset",
-              "data_root")
+              "data_root", "compile_loss")
 
 
 @dataclass
@@ -86,6 +86,10 @@ class TrainConfig:
         per-class sums and counts) or per process (released code).
     in2nect_weight : float, default 0.0
         w of In2NeCT Eq. 7 (``L = L_Seg + w (L_Inter + L_Intra)``); 0 disables it.
+    classifier_loss : {"cross_entropy", "dot_regression"}, default "cross_entropy"
+        The loss of the (pixel or image) classifier: cross-entropy, or the dot-regression
+        loss of Yang et al. (NeurIPS 2022) onto the fixed simplex-ETF classifier
+        (:class:`ceco_lite.DotRegressionLoss`; needs ``fixed_pixel_classifier=True``).
     schedule : {"poly", "ldam", "constant"}
         Learning-rate schedule, see the module docstring.
     num_images, num_val_images : int
@@ -105,6 +109,13 @@ class TrainConfig:
         "auto" picks CUDA, then MPS, then CPU.
     amp : {"auto", "bf16", "off"}
         bf16 autocast ("auto": on CUDA only).
+    compile : bool, default False
+        ``torch.compile`` the model.
+    compile_loss : bool, default False
+        Train the CeCo term through :class:`ceco_lite.ceco.CompiledCenterLoss` (``torch.compile``
+        of the centre loss, forward and backward; replayed as a CUDA graph on CUDA). The same
+        loss to round-off, like ``num_threads`` it does not enter :meth:`tag`. Needs
+        ``ceco_variant="paper"``.
     """
 
     # data
@@ -134,6 +145,7 @@ class TrainConfig:
     fixed_center_classifier: bool = True
     ceco_sync: str = "global"
     in2nect_weight: float = 0.0
+    classifier_loss: str = "cross_entropy"
     # optimisation
     epochs: int = 10
     batch_size: int = 8
@@ -158,6 +170,7 @@ class TrainConfig:
     amp: str = "auto"
     channels_last: bool | None = None
     compile: bool = False
+    compile_loss: bool = False
     num_threads: int | None = None
     num_workers: int = 0
     progress: bool = True
@@ -209,7 +222,7 @@ class TrainConfig:
                               ("schedule", _SCHEDULES), ("ceco_reduction", ("mean", "sum"))):
             check_choice(getattr(self, name), name, allowed)
         for name in ("verify_checksums", "augment", "fixed_pixel_classifier", "fixed_center_classifier",
-                     "nesterov", "compile", "progress", "resume", "overwrite", "checkpoint"):
+                     "nesterov", "compile", "compile_loss", "progress", "resume", "overwrite", "checkpoint"):
             setattr(self, name, check_bool(getattr(self, name), name))
         if self.channels_last is not None:
             self.channels_last = check_bool(self.channels_last, "channels_last")
@@ -223,8 +236,15 @@ class TrainConfig:
             raise TypeError(f"model must be a model name (str), got {self.model!r}")
         if self.ceco_variant == "released" and self.task != "segmentation":
             raise ValueError("ceco_variant='released' (a 1x1-conv head on pixel features) needs a segmentation dataset")
+        if self.compile_loss and self.ceco_variant != "paper":
+            raise ValueError("compile_loss=True compiles CenterCollapseLoss: it needs ceco_variant='paper', "
+                             f"got {self.ceco_variant!r}")
         if self.in2nect_weight > 0 and self.task != "segmentation":
             raise ValueError("in2nect_weight > 0 needs a segmentation dataset (In2NeCT is a pixel loss)")
+        check_choice(self.classifier_loss, "classifier_loss", ("cross_entropy", "dot_regression"))
+        if self.classifier_loss == "dot_regression" and not self.fixed_pixel_classifier:
+            raise ValueError("classifier_loss='dot_regression' regresses features onto a fixed simplex-ETF classifier "
+                             "(Yang et al. 2022): set fixed_pixel_classifier=True")
         for name in ("synthetic_options", "model_options"):
             if not isinstance(getattr(self, name), dict):
                 raise TypeError(f"{name} must be a dict, got {type(getattr(self, name)).__name__}")

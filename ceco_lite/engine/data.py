@@ -354,6 +354,10 @@ def iterate_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, *, seed: 
     random horizontal flip (and for classification a random 32x32 crop of the 4-pixel
     zero-padded normalised image, LDAM-DRW), drawn per global batch.
 
+    All of an epoch's random draws are made on the CPU generator at the start, in the
+    per-batch order, and copied to the device in one transfer, so the loop itself never
+    waits for the device (a copy from pageable host memory to a GPU synchronises the stream).
+
     Yields
     ------
     x_batch : Tensor
@@ -367,28 +371,43 @@ def iterate_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, *, seed: 
     nb = n // batch_size if drop_last else -(-n // batch_size)
     nb = max(nb, 1)
     local = batch_size // world_size
+    crop = augment and task == "classification"
+    idxs, flips, offsets = [], [], []
     for b in range(nb):
         idx = perm[b * batch_size:(b + 1) * batch_size]
         if augment:
             flip = torch.rand(idx.numel(), generator=g) < 0.5
-            if task == "classification":
+            if crop:
                 offs = torch.randint(0, 9, (idx.numel(), 2), generator=g)
         if world_size > 1:
             sl = slice(rank * local, (rank + 1) * local)
             idx = idx[sl]
             if augment:
                 flip = flip[sl]
-                if task == "classification":
+                if crop:
                     offs = offs[sl]
-        dev_idx = idx.to(x.device)
+        idxs.append(idx)
+        if augment:
+            flips.append(flip)
+            if crop:
+                offsets.append(offs)
+    bounds = [0]
+    for idx in idxs:
+        bounds.append(bounds[-1] + idx.numel())
+    dev_idx_all = torch.cat(idxs).to(x.device)
+    flip_all = torch.cat(flips).to(x.device) if augment else None
+    offs_all = torch.cat(offsets).to(x.device) if crop else None
+    for b in range(nb):
+        sl = slice(bounds[b], bounds[b + 1])
+        dev_idx = dev_idx_all[sl]
         xb, yb = decode(x.index_select(0, dev_idx), y.index_select(0, dev_idx))
         if augment:
-            f = flip.to(x.device)
+            f = flip_all[sl]
             xb = torch.where(f.view(-1, 1, 1, 1), xb.flip(-1), xb)
             if task == "segmentation":
                 yb = torch.where(f.view(-1, 1, 1), yb.flip(-1), yb)
             else:
-                xb = random_crop(xb, offs.to(x.device))
+                xb = random_crop(xb, offs_all[sl])
         yield xb, yb
 
 

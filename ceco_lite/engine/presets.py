@@ -29,6 +29,12 @@ _CIFAR_CPU = dict(  # a small ResNet on CIFAR-10 on the CPU: poly schedule, no w
     schedule="poly", warmup_epochs=0, lr_milestones=(), device="cpu", verify_checksums=False,
 )
 
+_CAMVID_CPU = dict(  # chosen on seeds 100 and 101 (CE lr 0.05 vs 0.1; CeCo λ 0.1 / 0.4 / 1, α 1 / 5)
+    dataset="camvid", image_size=(120, 160), model="small_seg", ceco_lambda=0.4, ceco_scale=1.0, epochs=30,
+    batch_size=8, lr=0.1, weight_decay=1e-3, schedule="poly", device="cpu", eval_every=5, nc_every=5,
+    nc_max_images=64, num_threads=2,
+)
+
 _TABLE: dict[str, tuple[str, dict]] = {
     "synthetic-cpu": (
         "synthetic segmentation, 8 classes, pixel IF 100, 384 images of 32x32, small_seg, 40 epochs on a CPU "
@@ -55,6 +61,20 @@ _TABLE: dict[str, tuple[str, dict]] = {
         dict(dataset="cityscapes", image_size=(512, 1024), model="deeplabv3_resnet50", pretrained=False,
              ceco_lambda=0.4, epochs=100, batch_size=8, lr=0.01, weight_decay=1e-3, schedule="poly", device="auto",
              nc_max_images=200, num_workers=8)),
+    "camvid-cpu": (
+        "CamVid (SegNet split, 11 classes), 120x160, small_seg, λ = 0.4, α = 1, 30 epochs, lr 0.1, batch 8, "
+        "on a 2-core CPU (about 4 minutes a run)", _CAMVID_CPU),
+    "camvid-quick": (
+        "CamVid at 96x128, 96 training images, 6 epochs of camvid-cpu's recipe (the lessons' quick mode, "
+        "about 20 s)",
+        dict(_CAMVID_CPU, image_size=(96, 128), limit_images=96, epochs=6, eval_every=6, nc_every=6,
+             nc_max_images=48)),
+    "camvid": (
+        "CamVid at 360x480, DeepLabV3-ResNet-50, λ = 0.4, 200 epochs, poly schedule (a GPU job; add "
+        "--set pretrained=true for ImageNet weights when they can be downloaded)",
+        dict(dataset="camvid", image_size=(360, 480), model="deeplabv3_resnet50", pretrained=False,
+             ceco_lambda=0.4, epochs=200, batch_size=8, lr=0.01, weight_decay=1e-3, schedule="poly",
+             device="auto", eval_every=10, nc_every=10, nc_max_images=100, num_workers=4)),
     "cifar10-lt": (
         "CIFAR-10-LT, IF 100, ResNet-32, 200 epochs, LDAM-DRW schedule (a GPU job)",
         dict(_LDAM, dataset="cifar10-lt")),
@@ -62,6 +82,10 @@ _TABLE: dict[str, tuple[str, dict]] = {
         "CIFAR-100-LT, IF 100, ResNet-32 with a 128-d projection (d = 64 cannot hold a 100-class simplex ETF), "
         "200 epochs, LDAM-DRW schedule (a GPU job)",
         dict(_LDAM, dataset="cifar100-lt", feature_dim=128)),
+    "cifar10-lt-cpu": (
+        "ResNet-8 on the CIFAR-10-LT found, IF 100, 30 epochs on a CPU: the fixed-ETF comparison "
+        "(classifier_loss, fixed_pixel_classifier) of Yang et al. 2022 in miniature",
+        dict(_CIFAR_CPU, imbalance_factor=100.0, epochs=30, eval_every=10, nc_every=10, nc_max_images=512)),
     "cifar10-lt-quick": (
         "ResNet-8 on the CIFAR-10-LT found, IF 100, 4 epochs on a CPU (about 30 s)",
         dict(_CIFAR_CPU, imbalance_factor=100.0, epochs=4, eval_every=4, nc_every=4, nc_max_images=256)),

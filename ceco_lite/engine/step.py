@@ -11,7 +11,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from ..ceco import CenterCollapseLoss, ReleasedCenterCollapseLoss
+from ..ceco import CenterCollapseLoss, CompiledCenterLoss, ReleasedCenterCollapseLoss
+from ..dot_regression import DotRegressionLoss
 from ..in2nect import In2NeCTLoss
 from .config import TrainConfig
 from .evaluation import upsample_logits
@@ -59,7 +60,12 @@ class TrainStep(nn.Module):
     including a learned centre classifier).
 
     ``forward(x, y) -> (total_loss, terms)`` with ``terms`` a dict of detached scalars
-    (``"ce"``, ``"ceco"``, ``"in2nect_inter"``, ``"in2nect_intra"``, ``"total"``).
+    (``"ce"`` or ``"dot_regression"``, ``"ceco"``, ``"in2nect_inter"``, ``"in2nect_intra"``, ``"total"``).
+    With ``classifier_loss="dot_regression"`` the classifier's loss is
+    :class:`ceco_lite.DotRegressionLoss` onto the model's fixed simplex-ETF classifier.
+    The cross-entropy is the mean over labelled pixels (an exact 0 when a batch has none). With
+    ``config.compile_loss`` the CeCo term is computed by :class:`ceco_lite.ceco.CompiledCenterLoss`
+    (attribute ``compiled_ceco``; ``None`` otherwise) from the same module ``ceco``.
 
     Under DistributedDataParallel with global centres the cross-entropy is normalised
     by the global number of labelled pixels and multiplied by the world size, so that
@@ -75,6 +81,9 @@ class TrainStep(nn.Module):
         super().__init__()
         self.model = model
         self.ceco = ceco
+        # config.compile_loss: L_CR through the compiled form of the module (not a submodule: no state of its own)
+        self.compiled_ceco = (CompiledCenterLoss(ceco) if config.compile_loss and isinstance(ceco, CenterCollapseLoss)
+                              else None)
         self.in2nect = in2nect
         self.task = config.task
         self.ignore_index = int(config.ignore_index)
@@ -83,10 +92,19 @@ class TrainStep(nn.Module):
         self.world_size = int(world_size)
         self.global_ce = world_size > 1 and config.ceco_sync == "global"
         self._pg = process_group
+        self.dot_regression = None
+        if config.classifier_loss == "dot_regression":
+            self.dot_regression = DotRegressionLoss(config.num_classes, model.feature_dim,
+                                                    etf=model.classifier_weight().detach(),
+                                                    ignore_index=config.ignore_index)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor):
         out = self.model(x)
         logits, feats = out["logits"], out["features"]
+        if self.dot_regression is not None:
+            total = self.dot_regression(_upcast(feats), y)
+            terms = {"dot_regression": total.detach()}
+            return self._regularise(total, terms, feats, y)
         logits = upsample_logits(logits, y.shape[-2:]) if self.task == "segmentation" else _upcast(logits)
         if self.global_ce:
             n = (y != self.ignore_index).sum().to(logits.dtype)
@@ -94,12 +112,15 @@ class TrainStep(nn.Module):
             dist.all_reduce(n_global, group=self._pg)
             ce_sum = F.cross_entropy(logits, y, ignore_index=self.ignore_index, reduction="sum")
             ce = ce_sum * (self.world_size / n_global.clamp_min(1))
-        else:
-            ce = F.cross_entropy(logits, y, ignore_index=self.ignore_index)
-        total = ce
-        terms = {"ce": ce.detach()}
+        else:  # the mean over labelled pixels; sum / n is bitwise F.cross_entropy's mean, and 0 when n = 0
+            n = (y != self.ignore_index).sum().clamp_min(1).to(logits.dtype)
+            ce = F.cross_entropy(logits, y, ignore_index=self.ignore_index, reduction="sum") / n
+        return self._regularise(ce, {"ce": ce.detach()}, feats, y)
+
+    def _regularise(self, total: torch.Tensor, terms: dict, feats: torch.Tensor, y: torch.Tensor):
+        """Add the CeCo and In2NeCT terms to the classifier's loss ``total``."""
         if self.ceco is not None and self.ceco_lambda > 0:
-            l_cr = self.ceco(_upcast(feats), y)
+            l_cr = (self.compiled_ceco or self.ceco)(_upcast(feats), y)
             total = total + self.ceco_lambda * l_cr
             terms["ceco"] = l_cr.detach()
         if self.in2nect is not None and self.in2nect_weight > 0:

@@ -277,8 +277,8 @@ def run_epoch(parts: TrainParts, state: TrainState, config: TrainConfig, runtime
             totals.append(terms["total"])
             state.step += 1
             n_steps += 1
-            if runtime.progress and n_steps % 10 == 1:
-                bar.set_postfix(loss=f"{float(terms['total']):.3f}")
+            if runtime.progress and n_steps % 10 == 1 and runtime.device.type == "cpu":
+                bar.set_postfix(loss=f"{float(terms['total']):.3f}")  # reading a GPU loss would make the host wait
             if config.max_steps is not None and state.step >= config.max_steps:
                 break
     finally:
@@ -507,7 +507,7 @@ def _train_epochs(parts: TrainParts, state: TrainState, folder: RunFolder, confi
                 failure = exc
             runtime.agree(failure)
             epochs.update(1)
-            score = record.get("miou", record.get("top1"))
+            score = record.get("miou" if config.task == "segmentation" else "top1")
             epochs.set_postfix(loss=f"{record['loss']['total']:.3f}",
                                **({"score": f"{score:.1f}"} if score is not None else {}))
             if callback is not None and runtime.is_main:

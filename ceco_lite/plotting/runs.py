@@ -34,7 +34,7 @@ def summary_rows(results: Mapping[str, object], *, nc_keys: Sequence[str] = ("eq
     rows = {}
     for name, r in results.items():
         m = r.metrics
-        row = {"mIoU": m.get("miou", m.get("top1")), "head": m.get("head"), "common": m.get("common"),
+        row = {"mIoU": r.score, "head": m.get("head"), "common": m.get("common"),
                "tail": m.get("tail")}
         for k in nc_keys:
             row[k] = (m.get("nc") or {}).get(k)
