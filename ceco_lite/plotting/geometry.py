@@ -3,9 +3,12 @@
 Layers: the maths lives in :mod:`ceco_lite` (etf, ufm, gradients, nc),
 figures live here, widget wiring lives in :mod:`ceco_lite.widgets`, and the
 notebooks only call widgets.  Every *builder* returns a
-:class:`~ceco_lite.plotting.style.LessonFigureWidget` built complete (traces and
-layout in one go, :func:`~ceco_lite.plotting.style.figure_widget`) whose traces have
-fixed positions (named in the builder's docstring); the matching *updater* writes
+complete :class:`plotly.graph_objects.Figure` (traces, layout and style) whose traces have
+fixed positions (named in the builder's docstring); a widget fills it with its first
+state and only then turns it into a
+:class:`~ceco_lite.plotting.style.LessonFigureWidget`
+(:func:`~ceco_lite.plotting.style.figure_widget`), so that the browser receives the whole
+figure when the widget opens and no update can get lost before it is shown. The matching *updater* writes
 new data into those traces inside one ``fig.batch_update()``, so a slider move costs
 at most one message per figure, and a figure whose numbers did not change is not
 redrawn at all (plotly sends only changed properties). Builders take no tensors;
@@ -35,8 +38,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from scipy.spatial import ConvexHull
 
-from .style import (BOUND_COLOR, COLORS, FIGURE_WIDTH, FIXED_COLOR, LEARNED_COLOR, NOTATION, LessonFigureWidget,
-                    class_axis, class_color, decade_range, figure_widget, fixed_margins, log_axis, style_figure)
+from .style import (BOUND_COLOR, COLORS, FIGURE_WIDTH, FIXED_COLOR, LEARNED_COLOR, NOTATION, class_axis,
+                    class_color, decade_range, fixed_margins, log_axis, style_figure)
 
 __all__ = [
     "to_numpy",
@@ -115,7 +118,7 @@ def _pad_to_3d(points: np.ndarray) -> np.ndarray:
 LABEL_RADIUS = 1.22
 
 
-def etf_vectors_figure() -> LessonFigureWidget:
+def etf_vectors_figure() -> go.Figure:
     """A simplex ETF in 3-D: vertices, their labels, rays from the origin, the faces of their hull.
 
     Traces: 0 ``vertices`` (scatter3d markers), 1 ``labels`` (scatter3d text, placed on each
@@ -131,7 +134,7 @@ def etf_vectors_figure() -> LessonFigureWidget:
         go.Mesh3d(name="faces", opacity=0.25, color="#9467bd", flatshading=True, showscale=False, hoverinfo="skip",
                   i=[], j=[], k=[], **empty),
     ]
-    fig = figure_widget(data, dict(scene=_unit_ball_scene()))
+    fig = go.Figure(data=data, layout=dict(scene=_unit_ball_scene()))
     style_figure(fig, height=430, width=500, legend=False, title="ETF vectors (drag to rotate)")
     fig.update_layout(margin=dict(l=0, r=0, t=40, b=0))
     return fig
@@ -152,7 +155,7 @@ def _hull_faces(points: np.ndarray):
         return [], [], []
 
 
-def update_etf_vectors(fig: go.FigureWidget, vectors) -> None:
+def update_etf_vectors(fig: go.Figure, vectors) -> None:
     """Draw the vectors ``(d, K)`` (columns) by their first 3 coordinates (zero-padded if ``d < 3``)."""
     P = _pad_to_3d(to_numpy(vectors))
     K = P.shape[1]
@@ -172,12 +175,12 @@ def update_etf_vectors(fig: go.FigureWidget, vectors) -> None:
 GRAM_TEXT_MAX_CLASSES = 8
 
 
-def gram_figure() -> LessonFigureWidget:
+def gram_figure() -> go.Figure:
     """The Gram matrix ``MᵀM`` of an ETF as a heatmap (trace 0), filled by :func:`update_gram`."""
     data = [go.Heatmap(name="gram", z=[[1.0]], x=["m₁"], y=["m₁"], zmin=-1, zmax=1, colorscale="RdBu",
                        reversescale=True, texttemplate="%{z:.2f}", colorbar=dict(len=0.85, thickness=14),
                        hovertemplate="%{y}·%{x} = %{z:.4f}<extra></extra>")]
-    fig = figure_widget(data)
+    fig = go.Figure(data=data)
     style_figure(fig, height=430, width=440, legend=False, title=f"Gram matrix {NOTATION['gram']}")
     fixed_margins(fig, l=45, r=10, t=40, b=40)
     class_axis(fig)
@@ -186,7 +189,7 @@ def gram_figure() -> LessonFigureWidget:
     return fig
 
 
-def update_gram(fig: go.FigureWidget, gram) -> None:
+def update_gram(fig: go.Figure, gram) -> None:
     """Show ``gram`` ``(K, K)``; its numbers are printed up to :data:`GRAM_TEXT_MAX_CLASSES` classes."""
     G = to_numpy(gram)
     K = G.shape[0]
@@ -199,7 +202,7 @@ def update_gram(fig: go.FigureWidget, gram) -> None:
 LEMMA1_BINS = 60
 
 
-def lemma1_histogram_figure() -> LessonFigureWidget:
+def lemma1_histogram_figure() -> go.Figure:
     """Histogram of the largest pairwise cosine of random unit vectors against Lemma 1's bound.
 
     Traces: 0 ``random`` (bars of the bin counts, binned in Python: the browser gets 60
@@ -215,7 +218,7 @@ def lemma1_histogram_figure() -> LessonFigureWidget:
         go.Scatter(name="spreading optimiser", x=[0.0, 0.0], y=[0, 1], mode="lines",
                    line=dict(color=LEARNED_COLOR, width=2)),
     ]
-    fig = figure_widget(data, dict(bargap=0.0))
+    fig = go.Figure(data=data, layout=dict(bargap=0.0))
     style_figure(fig, height=400, width=FIGURE_WIDTH, title="Largest pairwise cosine of random unit vectors")
     fixed_margins(fig, l=70, r=30, t=50, b=110)
     fig.update_xaxes(title_text=NOTATION["max_cos"])
@@ -223,7 +226,7 @@ def lemma1_histogram_figure() -> LessonFigureWidget:
     return fig
 
 
-def update_lemma1_histogram(fig: go.FigureWidget, max_cosines, bound: float, optimiser_value: float) -> None:
+def update_lemma1_histogram(fig: go.Figure, max_cosines, bound: float, optimiser_value: float) -> None:
     """Fill :func:`lemma1_histogram_figure` (``max_cosines``: one value per random set)."""
     values = to_numpy(max_cosines)
     lo = min(bound, float(values.min())) - 0.05
@@ -237,7 +240,7 @@ def update_lemma1_histogram(fig: go.FigureWidget, max_cosines, bound: float, opt
         fig.layout.yaxis.range = [0, top]
 
 
-def spread_figure() -> LessonFigureWidget:
+def spread_figure() -> go.Figure:
     """The spreading optimiser at work: vectors in 3-D (left), largest cosine per step (right).
 
     Traces: 0 ``vectors`` (scatter3d markers), 1 ``rays``, 2 ``max cosine`` (curve),
@@ -258,7 +261,6 @@ def spread_figure() -> LessonFigureWidget:
     fig.add_trace(go.Scatter(name="this step", x=[0.0], y=[0.0], mode="markers",
                              marker=dict(size=12, color="black", symbol="circle-open")), 1, 2)
     fig.update_layout(scene=_unit_ball_scene())
-    fig = figure_widget(fig)
     style_figure(fig, height=440, width=FIGURE_WIDTH)
     fixed_margins(fig, l=20, r=30, t=80, b=100)
     fig.update_xaxes(title_text="step", row=1, col=2)
@@ -266,7 +268,7 @@ def spread_figure() -> LessonFigureWidget:
     return fig
 
 
-def update_spread_figure(fig: go.FigureWidget, *, vectors=None, steps=None, max_cosine=None, bound=None,
+def update_spread_figure(fig: go.Figure, *, vectors=None, steps=None, max_cosine=None, bound=None,
                          step: int, step_value: float, title: str | None = None) -> None:
     """Update :func:`spread_figure`; curve arguments (``steps``, ``max_cosine``, ``bound``) are optional.
 
@@ -304,7 +306,7 @@ NC_BAR_KEYS = (
 )
 
 
-def minority_collapse_figure() -> LessonFigureWidget:
+def minority_collapse_figure() -> go.Figure:
     """Layer-peeled model geometry (top) and minority collapse against R (bottom).
 
     Traces: 0 ``classifier cosines`` (heatmap cos(w_k, w_k')), 1 ``class-mean cosines``
@@ -333,7 +335,6 @@ def minority_collapse_figure() -> LessonFigureWidget:
     fig.add_trace(go.Bar(name="NC statistics", x=labels, y=[1.0] * len(labels), text=[""] * len(labels),
                          textposition="outside", cliponaxis=False, marker_color="#9467bd", showlegend=False,
                          hovertemplate="%{x}: %{text}<extra></extra>"), 2, 2)
-    fig = figure_widget(fig)
     style_figure(fig, height=820, width=FIGURE_WIDTH)
     fixed_margins(fig, l=60, r=30, t=80, b=120)
     for col in (1, 2):
@@ -354,7 +355,8 @@ def _cosine_matrix(vectors: np.ndarray) -> np.ndarray:
     return U.T @ U
 
 
-def update_minority_geometry(fig: go.FigureWidget, classifier, centred_means, *, minority, title: str) -> None:
+def update_minority_geometry(fig: go.Figure, classifier, centred_means, *, minority,
+                             title: str | None = None) -> None:
     """Cosine heatmaps of the classifier columns and centred class means, both (d, K).
 
     ``minority`` (list of int) marks the minority classes in the tick labels ("k*").
@@ -366,10 +368,11 @@ def update_minority_geometry(fig: go.FigureWidget, classifier, centred_means, *,
     with fig.batch_update():
         fig.data[0].update(z=_cosine_matrix(W), x=labels, y=labels)
         fig.data[1].update(z=_cosine_matrix(M), x=labels, y=labels)
-        fig.layout.title.text = title
+        if title is not None:
+            fig.layout.title.text = title
 
 
-def update_minority_curves(fig: go.FigureWidget, *, ratios=None, learned=None, fixed=None,
+def update_minority_curves(fig: go.Figure, *, ratios=None, learned=None, fixed=None,
                            current_ratio=None, current_learned=None, current_fixed=None) -> None:
     """Curves of the minority mean cosine against R (``learned``, ``fixed``) and the current-R markers."""
     with fig.batch_update():
@@ -413,7 +416,7 @@ def nc_bar_values(stats: dict) -> tuple[list[float], list[str], list[float], int
     return heights, labels, [lo, hi], dtick
 
 
-def update_nc_bars(fig: go.FigureWidget, stats: dict) -> None:
+def update_nc_bars(fig: go.Figure, stats: dict) -> None:
     """Bars of the NC statistics (keys of :func:`ceco_lite.nc_metrics`) at their true values (:func:`nc_bar_values`)."""
     heights, labels, log_range, dtick = nc_bar_values(stats)
     with fig.batch_update():
@@ -478,7 +481,7 @@ def size_labels(class_sizes) -> list[str]:
     return [f"{k}<br>n={int(round(n))}" for k, n in enumerate(to_numpy(class_sizes))]
 
 
-def gradient_bars_figure(num_classes: int) -> LessonFigureWidget:
+def gradient_bars_figure(num_classes: int) -> go.Figure:
     """Per-class gradients of the centre loss (CeCo paper Eq. 6 and 8), one bar group per class.
 
     Left: the within- and between-class parts of ``‖∂L/∂w_k‖`` for the learned centre classifier
@@ -499,7 +502,7 @@ def gradient_bars_figure(num_classes: int) -> LessonFigureWidget:
                          marker_color=LEARNED_COLOR), 1, 2)
     fig.add_trace(go.Bar(name=f"{NOTATION['grad_z']}, fixed ETF", x=classes, y=ones, marker_color=FIXED_COLOR),
                   1, 2)
-    fig = figure_widget(fig, dict(barmode="group", bargap=0.25))
+    fig.update_layout(barmode="group", bargap=0.25)
     style_figure(fig, height=430, width=FIGURE_WIDTH)
     fixed_margins(fig, l=70, r=30, t=70, b=150)
     for col in (1, 2):
@@ -509,7 +512,7 @@ def gradient_bars_figure(num_classes: int) -> LessonFigureWidget:
     return fig
 
 
-def update_gradient_bars(fig: go.FigureWidget, *, class_sizes, within, between, pixel_learned,
+def update_gradient_bars(fig: go.Figure, *, class_sizes, within, between, pixel_learned,
                          pixel_fixed) -> None:
     """Fill :func:`gradient_bars_figure`; every argument is per class, ``(K,)``."""
     classes = size_labels(class_sizes)
@@ -527,7 +530,7 @@ def update_gradient_bars(fig: go.FigureWidget, *, class_sizes, within, between, 
 DISTANCE_TEXT_MAX_CLASSES = 8
 
 
-def distance_heatmaps_figure(num_classes: int) -> LessonFigureWidget:
+def distance_heatmaps_figure(num_classes: int) -> go.Figure:
     """``‖w_k − w_k′‖`` of the learned centre classifier (left) and of the fixed ETF (right), one colour scale.
 
     Traces: 0 learned, 1 fixed ETF (heatmaps). Filled by :func:`update_distance_heatmaps`.
@@ -542,7 +545,6 @@ def distance_heatmaps_figure(num_classes: int) -> LessonFigureWidget:
                 hovertemplate="‖w<sub>%{y}</sub> − w<sub>%{x}</sub>‖ = %{z:.4f}<extra></extra>")
     fig.add_trace(go.Heatmap(name="learned distances", colorbar=dict(len=0.9, thickness=14), **heat), 1, 1)
     fig.add_trace(go.Heatmap(name="ETF distances", showscale=False, **heat), 1, 2)
-    fig = figure_widget(fig)
     style_figure(fig, height=400, width=FIGURE_WIDTH, legend=False)
     fixed_margins(fig, l=60, r=30, t=60, b=60)
     for col in (1, 2):
@@ -552,7 +554,7 @@ def distance_heatmaps_figure(num_classes: int) -> LessonFigureWidget:
     return fig
 
 
-def update_distance_heatmaps(fig: go.FigureWidget, *, dist_learned=None, dist_fixed=None) -> None:
+def update_distance_heatmaps(fig: go.Figure, *, dist_learned=None, dist_fixed=None) -> None:
     """Fill :func:`distance_heatmaps_figure` with ``(K, K)`` distance matrices (either may be omitted).
 
     Both heatmaps share the colour scale ``[0, max]`` over the two matrices shown.

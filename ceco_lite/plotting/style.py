@@ -118,12 +118,34 @@ class LessonFigureWidget(go.FigureWidget):
 
     _js2py_traceDeltas = Dict(allow_none=True)
 
+    def __init__(self, *args, **kwargs):
+        # plotly sets the synchronised figure state only at the end of its constructor, i.e. after
+        # ipywidgets has opened the widget's comm with an empty state, and sends the real state as a
+        # second message; a browser that is still loading plotly's front end can miss it and draw a
+        # blank figure. The comm is opened here, once the state is complete, so the first message
+        # the browser gets holds the whole figure.
+        self._open_deferred = True
+        try:
+            super().__init__(*args, **kwargs)
+        finally:
+            self._open_deferred = False
+        self.open()
+
+    def open(self):
+        """Open the widget's comm (not before the figure's state is complete, see the constructor)."""
+        if getattr(self, "_open_deferred", False):
+            return
+        super().open()
+
 
 def figure_widget(data=(), layout=None) -> LessonFigureWidget:
     """A :class:`LessonFigureWidget` built with its traces and layout in one go.
 
     A widget created empty (``go.FigureWidget()``) and filled afterwards sometimes reaches
-    the browser without its traces (a blank figure); built complete, it never does.
+    the browser without its traces (a blank figure): build the figure completely (traces,
+    layout, style and the widget's first state) as a :class:`plotly.graph_objects.Figure`,
+    then call this function just before the widget is shown, so that the browser receives
+    everything in the widget's first message.
 
     Parameters
     ----------
