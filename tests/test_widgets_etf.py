@@ -132,3 +132,17 @@ def test_lesson_figures_do_not_sync_plotly_default_deltas():
         fig.set_state({"_js2py_traceDeltas": {"trace_deltas": [{"uid": fig.data[0].uid, "x": {"0": 1.0}}],
                                               "trace_edit_id": fig._last_trace_edit_id}})
         assert len(fig.data[0].x) == 4
+
+
+def test_figure_widgets_open_with_their_whole_state_in_plain_json():
+    """The first message of a lesson figure holds every trace and the layout, as plain lists (no binary buffers)."""
+    import json
+
+    ex = ETFExplorer(num_classes=4)
+    state = ex.figure.get_state()
+    data = state["_widget_data"]
+    assert len(data) == 4 and state["_widget_layout"]["scene"]["aspectmode"] == "cube"
+    json.dumps(state["_widget_data"])  # plain JSON: raises on numpy arrays or memoryviews
+    np.testing.assert_allclose(data[0]["x"], ex.figure.data[0].x)
+    gram = np.array(ex.gram_figure.get_state()["_widget_data"][0]["z"])
+    np.testing.assert_allclose(gram, ex.vectors.T @ ex.vectors)  # the first state, not the builder's placeholder

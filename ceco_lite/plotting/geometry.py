@@ -543,7 +543,8 @@ def distance_heatmaps_figure(num_classes: int) -> go.Figure:
     text = "%{z:.2f}" if num_classes <= DISTANCE_TEXT_MAX_CLASSES else ""
     heat = dict(colorscale="Viridis", zmin=0.0, zmax=1.0, x=classes, y=classes, z=zero, texttemplate=text,
                 hovertemplate="‖w<sub>%{y}</sub> − w<sub>%{x}</sub>‖ = %{z:.4f}<extra></extra>")
-    fig.add_trace(go.Heatmap(name="learned distances", colorbar=dict(len=0.9, thickness=14), **heat), 1, 1)
+    fig.add_trace(go.Heatmap(name="learned distances", colorbar=dict(len=0.9, thickness=14, exponentformat="power"),
+                             **heat), 1, 1)
     fig.add_trace(go.Heatmap(name="ETF distances", showscale=False, **heat), 1, 2)
     style_figure(fig, height=400, width=FIGURE_WIDTH, legend=False)
     fixed_margins(fig, l=60, r=30, t=60, b=60)
@@ -559,11 +560,13 @@ def update_distance_heatmaps(fig: go.Figure, *, dist_learned=None, dist_fixed=No
 
     Both heatmaps share the colour scale ``[0, max]`` over the two matrices shown.
     """
+    learned = to_numpy(dist_learned) if dist_learned is not None else np.asarray(fig.data[0].z, dtype=np.float64)
+    fixed = to_numpy(dist_fixed) if dist_fixed is not None else np.asarray(fig.data[1].z, dtype=np.float64)
+    zmax = float(max(learned.max(), fixed.max(), 1e-12))  # read before batch_update: inside it, z is still the old
     with fig.batch_update():
         if dist_learned is not None:
-            fig.data[0].z = to_numpy(dist_learned)
+            fig.data[0].z = learned
         if dist_fixed is not None:
-            fig.data[1].z = to_numpy(dist_fixed)
-        zmax = float(max(np.max(fig.data[0].z), np.max(fig.data[1].z), 1e-12))
+            fig.data[1].z = fixed
         fig.data[0].zmax = zmax
         fig.data[1].zmax = zmax

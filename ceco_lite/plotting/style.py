@@ -10,9 +10,11 @@ prefixes (``1µ``). Notation in titles is Unicode and HTML sub/superscripts
 """
 from __future__ import annotations
 
+import base64
 import math
 from typing import Sequence
 
+import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 from traitlets import Dict
@@ -156,7 +158,32 @@ def figure_widget(data=(), layout=None) -> LessonFigureWidget:
     fig = data if isinstance(data, go.Figure) else go.Figure(data=list(data), layout=layout)
     if isinstance(data, go.Figure) and layout is not None:
         fig.update_layout(layout)
-    return LessonFigureWidget(fig)
+    # plain JSON (numbers in lists, no numpy arrays): the widget's first message carries no binary
+    # buffers, which plotly's front end decodes only in its later update messages
+    return LessonFigureWidget(_plain(fig.to_dict()))
+
+
+def _plain(value):
+    """``value`` (from :meth:`plotly.graph_objects.Figure.to_dict`) with every array as Python lists and numbers.
+
+    plotly writes numpy arrays as typed-array specs ``{"dtype", "bdata"[, "shape"]}`` (base64); they are
+    decoded back into nested lists.
+    """
+    if isinstance(value, dict):
+        if "bdata" in value and "dtype" in value and set(value) <= {"dtype", "bdata", "shape"}:
+            arr = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+            shape = value.get("shape")
+            if shape is not None:
+                arr = arr.reshape([int(n) for n in str(shape).split(",")] if isinstance(shape, str) else shape)
+            return arr.tolist()
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def fixed_margins(fig: go.Figure, *, l: int = 60, r: int = 30, t: int = 80, b: int = 60) -> go.Figure:
