@@ -86,20 +86,26 @@ def test_lemma1_batched_max_cosine_matches_loop():
     np.testing.assert_allclose(ex.max_cosines.numpy(), brute, rtol=0, atol=1e-12)
 
 
-def test_spread_animation_steps_and_converges():
+def test_spread_animation_frames_and_convergence():
     anim = SpreadAnimation(num_classes=4, dim=3)
-    x0 = np.array(anim.figure.data[0].x)
-    last = anim.step_slider.max
-    assert last == anim.play.max and last > 1
-    anim.step_slider.value = last
-    assert not np.allclose(np.array(anim.figure.data[0].x), x0)
-    assert anim.figure.data[4].x[0] == int(anim.history.snapshot_steps[-1])
-    assert anim.figure.data[4].y[0] == pytest.approx(-1 / 3, abs=1e-6)  # Lemma 1 equality: an ETF
+    fig = anim.figure
+    snaps = anim.history.snapshot_steps.tolist()
+    assert [f.name for f in fig.frames] == [str(t) for t in snaps] and len(snaps) > 2
+    assert len(fig.layout.sliders[0].steps) == len(snaps)
+    first, last = fig.frames[0], fig.frames[-1]
+    assert not np.allclose(np.array(first.data[0].x), np.array(last.data[0].x))  # the vectors move
+    np.testing.assert_allclose(np.array(last.data[0].x), anim.history.vectors[-1][0].numpy())
+    assert last.data[2].x[0] == snaps[-1]
+    assert last.data[2].y[0] == pytest.approx(-1 / 3, abs=1e-6)  # Lemma 1 equality: an ETF
+    assert len(fig.data[2].x) == len(anim.history.max_cosine)
     anim.k_slider.value = 5  # d = 3 < K - 1 = 4: stays above the bound
-    assert anim.step_slider.value == 0
     assert float(anim.history.max_cosine[-1]) > lemma1_bound(5) + 0.1
     assert "no ETF" in anim.figure.layout.title.text
     assert "R^" not in anim.figure.layout.title.text and "ℝ<sup>3</sup>" in anim.figure.layout.title.text
+    before = anim.history.vectors[0].clone()
+    anim.restart_button.click()  # a new random start
+    assert not torch.allclose(anim.history.vectors[0], before)
+    assert len(anim.output.outputs) == 1  # the new animation replaced the old one
 
 
 def test_widgets_restore_torch_threads():
@@ -142,7 +148,8 @@ def test_figure_widgets_open_with_their_whole_state_in_plain_json():
     state = ex.figure.get_state()
     data = state["_widget_data"]
     assert len(data) == 4 and state["_widget_layout"]["scene"]["aspectmode"] == "cube"
-    json.dumps(state["_widget_data"])  # plain JSON: raises on numpy arrays or memoryviews
+    json.dumps(state, allow_nan=False)  # plain JSON: raises on numpy arrays, memoryviews and NaN
     np.testing.assert_allclose(data[0]["x"], ex.figure.data[0].x)
+    assert None in data[2]["x"]  # the rays' NaN separators arrive as null
     gram = np.array(ex.gram_figure.get_state()["_widget_data"][0]["z"])
     np.testing.assert_allclose(gram, ex.vectors.T @ ex.vectors)  # the first state, not the builder's placeholder

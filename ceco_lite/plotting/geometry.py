@@ -53,6 +53,7 @@ __all__ = [
     "update_lemma1_histogram",
     "spread_figure",
     "update_spread_figure",
+    "spread_animation_figure",
     # lesson 2
     "NC_BAR_KEYS",
     "minority_collapse_figure",
@@ -289,6 +290,64 @@ def update_spread_figure(fig: go.Figure, *, vectors=None, steps=None, max_cosine
         fig.data[4].update(x=[float(step)], y=[float(step_value)])
         if title is not None:
             fig.layout.title.text = title
+
+
+def spread_animation_figure(*, steps, max_cosine, bound: float, snapshot_steps, vectors, title: str,
+                            frame_ms: int = 150) -> go.Figure:
+    """The spreading optimiser as a plotly animation: one frame per snapshot, played in the browser.
+
+    The figure of :func:`spread_figure` (traces 0 ``vectors``, 1 ``rays``, 2 ``max cosine``,
+    3 ``bound``, 4 ``this step``) with one frame per snapshot (traces 0, 1 and 4 change), a
+    play / pause button and a step slider of its own: stepping and playing need no kernel.
+
+    Parameters
+    ----------
+    steps, max_cosine : array-like ``(T,)``
+        The curve (step index, largest pairwise cosine).
+    bound : float
+        Lemma 1's bound ``-1/(K-1)``.
+    snapshot_steps : array-like ``(S,)`` of int
+        Step of each snapshot.
+    vectors : array-like ``(S, d, K)``
+        The unit vectors of each snapshot (drawn by their first three coordinates).
+    title : str
+    frame_ms : int, default 150
+        Duration of one frame when playing.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+    """
+    fig = spread_figure()
+    snaps = to_numpy(snapshot_steps).astype(int)
+    V = to_numpy(vectors)
+    curve = to_numpy(max_cosine)
+    update_spread_figure(fig, vectors=V[0], steps=steps, max_cosine=curve, bound=bound, step=int(snaps[0]),
+                         step_value=float(curve[snaps[0]]), title=title)
+    frames = []
+    for i, t in enumerate(snaps):
+        P = _pad_to_3d(V[i])
+        xs, ys, zs = _segments_from_origin(P)
+        frames.append(go.Frame(name=str(int(t)), traces=[0, 1, 4], data=[
+            go.Scatter3d(x=P[0], y=P[1], z=P[2]), go.Scatter3d(x=xs, y=ys, z=zs),
+            go.Scatter(x=[float(t)], y=[float(curve[t])])]))
+    fig.frames = frames
+    play = dict(frame=dict(duration=frame_ms, redraw=True), fromcurrent=True, transition=dict(duration=0))
+    fig.update_layout(
+        updatemenus=[dict(type="buttons", direction="left", x=0.0, xanchor="left", y=-0.02, yanchor="top",
+                          pad=dict(t=40, l=0), showactive=False,
+                          buttons=[dict(label="▶ play", method="animate", args=[None, play]),
+                                   dict(label="❚❚ pause", method="animate",
+                                        args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])],
+        sliders=[dict(active=0, x=0.47, len=0.53, y=-0.02, yanchor="top", pad=dict(t=40), ticklen=2,
+                      font=dict(color="rgba(0,0,0,0)"),  # no label under each of the many ticks
+                      currentvalue=dict(prefix="step ", font=dict(size=12, color="#2a3f5f")),
+                      steps=[dict(label=str(int(t)), method="animate",
+                                  args=[[str(int(t))], dict(mode="immediate", frame=dict(duration=0, redraw=True),
+                                                            transition=dict(duration=0))])
+                             for t in snaps])])
+    fig.update_layout(margin=dict(t=110, b=150), title=dict(y=0.93, yanchor="top"))
+    return fig
 
 
 # =========================================================================== lesson 2: minority collapse

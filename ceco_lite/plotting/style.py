@@ -10,7 +10,7 @@ prefixes (``1µ``). Notation in titles is Unicode and HTML sub/superscripts
 """
 from __future__ import annotations
 
-import base64
+import json
 import math
 from typing import Sequence
 
@@ -21,7 +21,7 @@ from traitlets import Dict
 
 __all__ = ["TEMPLATE", "COLORS", "LEARNED_COLOR", "FIXED_COLOR", "BOUND_COLOR", "FIGURE_WIDTH", "NOTATION",
            "style_figure", "class_axis", "log_axis", "class_color", "LessonFigureWidget", "figure_widget",
-           "fixed_margins", "decade_range"]
+           "fixed_margins", "decade_range", "display_data"]
 
 #: Colours of compared runs / curves (Okabe-Ito, colour-blind friendly).
 COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
@@ -131,6 +131,10 @@ class LessonFigureWidget(go.FigureWidget):
             super().__init__(*args, **kwargs)
         finally:
             self._open_deferred = False
+        # plain JSON (lists, numbers, null for NaN): the first message carries no binary buffers, which
+        # plotly's front end decodes only in its update messages, and no NaN, which JSON does not have
+        self._widget_data = _plain(self._widget_data)
+        self._widget_layout = _plain(self._widget_layout)
         self.open()
 
     def open(self):
@@ -158,31 +162,21 @@ def figure_widget(data=(), layout=None) -> LessonFigureWidget:
     fig = data if isinstance(data, go.Figure) else go.Figure(data=list(data), layout=layout)
     if isinstance(data, go.Figure) and layout is not None:
         fig.update_layout(layout)
-    # plain JSON (numbers in lists, no numpy arrays): the widget's first message carries no binary
-    # buffers, which plotly's front end decodes only in its later update messages
-    return LessonFigureWidget(_plain(fig.to_dict()))
+    return LessonFigureWidget(fig)
 
 
 def _plain(value):
-    """``value`` (from :meth:`plotly.graph_objects.Figure.to_dict`) with every array as Python lists and numbers.
-
-    plotly writes numpy arrays as typed-array specs ``{"dtype", "bdata"[, "shape"]}`` (base64); they are
-    decoded back into nested lists.
-    """
+    """``value`` (a figure's traces or layout) with every numpy array as nested lists, NaN / inf as ``None``."""
     if isinstance(value, dict):
-        if "bdata" in value and "dtype" in value and set(value) <= {"dtype", "bdata", "shape"}:
-            arr = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
-            shape = value.get("shape")
-            if shape is not None:
-                arr = arr.reshape([int(n) for n in str(shape).split(",")] if isinstance(shape, str) else shape)
-            return arr.tolist()
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, np.ndarray):
         return _plain(value.tolist())
     if isinstance(value, np.generic):
-        return value.item()
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # NaN / inf are not JSON; plotly.js reads null as a gap (the NaN separators of line traces)
     return value
 
 
@@ -216,3 +210,22 @@ def decade_range(values, *, pad: float = 0.5) -> tuple[list[float], int]:
         return [-1.0, 1.0], 1
     lo, hi = min(logs) - pad, max(logs) + pad
     return [lo, hi], max(1, math.ceil((hi - lo) / 8))
+
+
+def display_data(fig: go.Figure, text: str = "plotly figure") -> dict:
+    """``fig`` as one ``display_data`` output (plotly's mime bundle), for ``ipywidgets.Output.outputs``.
+
+    Assigning ``output.outputs = (display_data(fig),)`` replaces what an Output widget shows in one state
+    change. JupyterLab's plotly extension draws it (loaded once per page), so unlike a
+    :class:`LessonFigureWidget` no widget model has to be initialised in the browser: the choice for a
+    figure that is redrawn as a whole, or animated in the browser with frames.
+
+    Parameters
+    ----------
+    fig : plotly.graph_objects.Figure
+    text : str
+        The ``text/plain`` alternative.
+    """
+    return {"output_type": "display_data", "metadata": {},
+            "data": {"application/vnd.plotly.v1+json": json.loads(pio.to_json(fig, validate=False)),
+                     "text/plain": text}}

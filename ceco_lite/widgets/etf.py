@@ -4,8 +4,8 @@
   for K = 4) next to its Gram matrix (Eq. 2: ``1`` on the diagonal, ``-1/(K-1)`` off it).
 * :class:`Lemma1Explorer` -- random unit vectors never beat Lemma 1's bound
   ``max cos >= -1/(K-1)``; the spreading optimiser reaches it.
-* :class:`SpreadAnimation` -- a Play widget steps through the spreading optimiser
-  (:func:`ceco_lite.spread_unit_vectors`) as it converges to an ETF.
+* :class:`SpreadAnimation` -- an animation of the spreading optimiser
+  (:func:`ceco_lite.spread_unit_vectors`) converging to an ETF, played in the browser.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch
 
 from ..etf import check_simplex_etf, lemma1_bound, max_pairwise_cosine, simplex_etf, spread_unit_vectors
 from ..plotting import geometry as plotting
-from ..plotting.style import NOTATION, figure_widget
+from ..plotting.style import NOTATION, display_data, figure_widget
 from ._controls import control_row, slider
 from ._threads import single_thread
 
@@ -115,7 +115,10 @@ class Lemma1Explorer:
 
     Attributes
     ----------
-    widget, figure, k_slider, dim_slider, sets_slider
+    widget, k_slider, dim_slider, sets_slider
+    figure : plotly.graph_objects.Figure
+        The histogram (redrawn as a whole in :attr:`output` on every change).
+    output : ipywidgets.Output
     headline : ipywidgets.HTML
         What the histogram shows (K, d, best random set, bound).
     max_cosines : torch.Tensor
@@ -137,10 +140,10 @@ class Lemma1Explorer:
         self.info = W.HTML()
         for s, key in ((self.k_slider, "num_classes"), (self.dim_slider, "dim"), (self.sets_slider, "num_sets")):
             s.observe(lambda change, key=key: self.update(**{key: change["new"]}), names="value")
+        self.output = W.Output(layout=W.Layout(min_height="400px"))
         self.update()
-        self.figure = figure_widget(self.figure)
         self.widget = W.VBox([control_row(self.k_slider, self.dim_slider, self.sets_slider), self.headline,
-                              self.figure, self.info])
+                              self.output, self.info])
 
     @single_thread()
     def update(self, num_classes: int | None = None, dim: int | None = None, num_sets: int | None = None) -> None:
@@ -162,6 +165,7 @@ class Lemma1Explorer:
         self.headline.value = (f"<b>K = {K}, d = {d}: best of {S} random sets {best:.3f} ≥ bound "
                                f"{NOTATION['bound']} = {bound:.3f}</b>{note}")
         plotting.update_lemma1_histogram(self.figure, self.max_cosines, bound, self.optimiser_value)
+        self.output.outputs = (display_data(self.figure, f"Lemma 1 histogram, K = {K}, d = {d}"),)
         below = int((self.max_cosines < bound - 1e-12).sum())
         self.info.value = (f"Random sets below the bound: <b>{below}</b> of {S} (Lemma 1 says 0). "
                            f"Spreading optimiser: max cos = {self.optimiser_value:.6f} "
@@ -171,9 +175,10 @@ class Lemma1Explorer:
 class SpreadAnimation:
     """Animation of :func:`ceco_lite.spread_unit_vectors` converging to a simplex ETF (Lemma 1).
 
-    A Play widget drives the ``step`` slider; each step redraws the vectors of that
-    snapshot (cheap) while the curve of the largest cosine stays.  Changing K reruns
-    the optimiser (~20 ms).
+    The optimiser's snapshots become the frames of one plotly animation
+    (:func:`ceco_lite.plotting.geometry.spread_animation_figure`): its play button and step
+    slider run in the browser, with no round trip to the kernel. Changing K or pressing
+    "new random start" reruns the optimiser (~20 ms) and shows the new animation.
 
     Parameters
     ----------
@@ -186,7 +191,13 @@ class SpreadAnimation:
 
     Attributes
     ----------
-    widget, figure, play, step_slider, k_slider
+    widget : ipywidgets.VBox
+    figure : plotly.graph_objects.Figure
+        The animation shown (one frame per snapshot).
+    output : ipywidgets.Output
+        Where the figure is displayed.
+    k_slider : ipywidgets.IntSlider
+    restart_button : ipywidgets.Button
     history : ceco_lite.etf.SpreadHistory
     """
 
@@ -196,53 +207,34 @@ class SpreadAnimation:
         self.steps = int(steps)
         self.snapshot_every = int(snapshot_every)
         self.seed = int(seed)
-        self.figure = plotting.spread_figure()
         self.k_slider = slider(W.IntSlider, description="K", tooltip="K: number of unit vectors",
                                value=num_classes, min=2, max=8, continuous_update=False)
-        self.step_slider = slider(W.IntSlider, description="snapshot", tooltip="snapshot of the optimiser run",
-                                  value=0, min=0, max=1)
-        self.play = W.Play(value=0, min=0, max=1, step=1, interval=150, description="play")
-        W.jslink((self.play, "value"), (self.step_slider, "value"))
         self.restart_button = W.Button(description="new random start", icon="refresh",
                                        layout=W.Layout(width="auto", min_width="180px"))
+        self.output = W.Output(layout=W.Layout(min_height="460px"))
         self.k_slider.observe(lambda change: self.update(num_classes=change["new"]), names="value")
-        self.step_slider.observe(lambda change: self.update(snapshot=change["new"]), names="value")
         self.restart_button.on_click(lambda _: self.update(seed=self.seed + 1))
+        self.widget = W.VBox([control_row(self.k_slider, self.restart_button), self.output])
         self.update(num_classes=num_classes)
-        self.figure = figure_widget(self.figure)
-        self.widget = W.VBox([control_row(self.play, self.step_slider, self.k_slider, self.restart_button),
-                              self.figure])
 
     @single_thread()
-    def update(self, num_classes: int | None = None, seed: int | None = None, snapshot: int | None = None) -> None:
-        """Rerun the optimiser (new ``num_classes`` or ``seed``) or show snapshot number ``snapshot``."""
-        rerun = num_classes is not None or seed is not None or not hasattr(self, "history")
+    def update(self, num_classes: int | None = None, seed: int | None = None) -> None:
+        """Rerun the optimiser for ``num_classes`` (default: the slider's) and/or a new ``seed``; show it."""
         if seed is not None:
             self.seed = int(seed)
-        if rerun:
-            K = int(num_classes if num_classes is not None else self.k_slider.value)
-            _, self.history = spread_unit_vectors(
-                K, self.dim, steps=self.steps, generator=torch.Generator().manual_seed(self.seed),
-                return_history=True, snapshot_every=self.snapshot_every)
-            n = len(self.history.snapshot_steps)
-            bound = lemma1_bound(K)
-            final = float(self.history.max_cosine[-1])
-            reach = ("reaches the bound (an ETF)" if final - bound < 1e-6
-                     else f"stops above the bound (d = {self.dim} < K−1: no ETF exists)")
-            space = NOTATION["space"].format(d=self.dim)
-            title = f"K = {K} unit vectors in {space}: max cos → {final:.4f}, bound {bound:.4f} — {reach}"
-            with self.step_slider.hold_trait_notifications():
-                self.step_slider.max = n - 1
-                self.play.max = n - 1
-            steps = torch.arange(len(self.history.max_cosine))
-            plotting.update_spread_figure(self.figure, steps=steps, max_cosine=self.history.max_cosine,
-                                          bound=bound, step=0, step_value=float(self.history.max_cosine[0]),
-                                          vectors=self.history.vectors[0], title=title)
-            if self.step_slider.value != 0:
-                self.step_slider.value = 0  # triggers a snapshot update
-            return
-        i = int(snapshot if snapshot is not None else self.step_slider.value)
-        i = max(0, min(i, len(self.history.snapshot_steps) - 1))
-        t = int(self.history.snapshot_steps[i])
-        plotting.update_spread_figure(self.figure, vectors=self.history.vectors[i], step=t,
-                                      step_value=float(self.history.max_cosine[t]))
+        K = int(num_classes if num_classes is not None else self.k_slider.value)
+        _, self.history = spread_unit_vectors(
+            K, self.dim, steps=self.steps, generator=torch.Generator().manual_seed(self.seed),
+            return_history=True, snapshot_every=self.snapshot_every)
+        bound = lemma1_bound(K)
+        final = float(self.history.max_cosine[-1])
+        reach = ("reaches the bound (an ETF)" if final - bound < 1e-6
+                 else f"stops above the bound (d = {self.dim} < K−1: no ETF exists)")
+        space = NOTATION["space"].format(d=self.dim)
+        title = f"K = {K} unit vectors in {space}: max cos → {final:.4f}, bound {bound:.4f} — {reach}"
+        self.figure = plotting.spread_animation_figure(
+            steps=torch.arange(len(self.history.max_cosine)), max_cosine=self.history.max_cosine, bound=bound,
+            snapshot_steps=self.history.snapshot_steps, vectors=self.history.vectors, title=title)
+        # one state change replaces the old animation by the new one (plotly's own mime bundle, rendered by
+        # JupyterLab's plotly extension): no flicker, and no widget model to initialise in the browser
+        self.output.outputs = (display_data(self.figure, f"spread animation: {title}"),)
