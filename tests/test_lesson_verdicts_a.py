@@ -30,7 +30,8 @@ def _run(lesson: Path, workdir: Path, data_dir: Path, monkeypatch) -> nbformat.N
     shutil.copytree(lesson.parent, workdir, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "runs"))
     monkeypatch.setenv("CECO_DATA_DIR", str(data_dir))  # the kernel inherits the environment
     nb = nbformat.read(workdir / lesson.name, as_version=4)
-    execute_notebook(nb, workdir)
+    elapsed = execute_notebook(nb, workdir)
+    print(f"{lesson.name} (CECO_DATA_DIR={data_dir}): {elapsed:.1f} s")
     return nb
 
 
