@@ -1,6 +1,8 @@
 """Lesson 1 widgets: setting a slider's value changes the figure, and what is drawn is right."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -90,18 +92,21 @@ def test_spread_animation_frames_and_convergence():
     anim = SpreadAnimation(num_classes=4, dim=3)
     fig = anim.figure
     snaps = anim.history.snapshot_steps.tolist()
-    assert [f.name for f in fig.frames] == [str(t) for t in snaps] and len(snaps) > 2
-    assert len(fig.layout.sliders[0].steps) == len(snaps)
-    first, last = fig.frames[0], fig.frames[-1]
-    assert not np.allclose(np.array(first.data[0].x), np.array(last.data[0].x))  # the vectors move
-    np.testing.assert_allclose(np.array(last.data[0].x), anim.history.vectors[-1][0].numpy())
-    assert last.data[2].x[0] == snaps[-1]
-    assert last.data[2].y[0] == pytest.approx(-1 / 3, abs=1e-6)  # Lemma 1 equality: an ETF
-    assert len(fig.data[2].x) == len(anim.history.max_cosine)
+    assert [f["name"] for f in fig["frames"]] == [str(t) for t in snaps] and len(snaps) > 2
+    assert len(fig["layout"]["sliders"][0]["steps"]) == len(snaps)
+    first, last = fig["frames"][0], fig["frames"][-1]
+    assert not np.allclose(first["data"][0]["x"], last["data"][0]["x"])  # the vectors move
+    np.testing.assert_allclose(last["data"][0]["x"], anim.history.vectors[-1][0].numpy())
+    assert last["data"][2]["x"][0] == snaps[-1]
+    assert last["data"][2]["y"][0] == pytest.approx(-1 / 3, abs=1e-6)  # Lemma 1 equality: an ETF
+    assert None in last["data"][1]["x"]  # rays separated by null (JSON has no NaN)
+    json.dumps(fig, allow_nan=False)
+    out = anim.output.outputs[0]["data"]["application/vnd.plotly.v1+json"]
+    assert len(out["frames"]) == len(snaps)
     anim.k_slider.value = 5  # d = 3 < K - 1 = 4: stays above the bound
     assert float(anim.history.max_cosine[-1]) > lemma1_bound(5) + 0.1
-    assert "no ETF" in anim.figure.layout.title.text
-    assert "R^" not in anim.figure.layout.title.text and "ℝ<sup>3</sup>" in anim.figure.layout.title.text
+    title = anim.figure["layout"]["title"]["text"]
+    assert "no ETF" in title and "R^" not in title and "ℝ<sup>3</sup>" in title
     before = anim.history.vectors[0].clone()
     anim.restart_button.click()  # a new random start
     assert not torch.allclose(anim.history.vectors[0], before)

@@ -31,10 +31,12 @@ Other lessons add their own section at the end, following the same pattern.
 """
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 from plotly.subplots import make_subplots
 from scipy.spatial import ConvexHull
 
@@ -293,12 +295,14 @@ def update_spread_figure(fig: go.Figure, *, vectors=None, steps=None, max_cosine
 
 
 def spread_animation_figure(*, steps, max_cosine, bound: float, snapshot_steps, vectors, title: str,
-                            frame_ms: int = 150) -> go.Figure:
+                            frame_ms: int = 150) -> dict:
     """The spreading optimiser as a plotly animation: one frame per snapshot, played in the browser.
 
     The figure of :func:`spread_figure` (traces 0 ``vectors``, 1 ``rays``, 2 ``max cosine``,
     3 ``bound``, 4 ``this step``) with one frame per snapshot (traces 0, 1 and 4 change), a
     play / pause button and a step slider of its own: stepping and playing need no kernel.
+    The frames are plain JSON (plotly does not validate them one by one: building stays a
+    few milliseconds however many snapshots there are).
 
     Parameters
     ----------
@@ -316,7 +320,9 @@ def spread_animation_figure(*, steps, max_cosine, bound: float, snapshot_steps, 
 
     Returns
     -------
-    plotly.graph_objects.Figure
+    dict
+        A plotly figure as JSON (``data``, ``layout``, ``frames``), e.g. for
+        :func:`ceco_lite.plotting.style.display_data`.
     """
     fig = spread_figure()
     snaps = to_numpy(snapshot_steps).astype(int)
@@ -324,14 +330,6 @@ def spread_animation_figure(*, steps, max_cosine, bound: float, snapshot_steps, 
     curve = to_numpy(max_cosine)
     update_spread_figure(fig, vectors=V[0], steps=steps, max_cosine=curve, bound=bound, step=int(snaps[0]),
                          step_value=float(curve[snaps[0]]), title=title)
-    frames = []
-    for i, t in enumerate(snaps):
-        P = _pad_to_3d(V[i])
-        xs, ys, zs = _segments_from_origin(P)
-        frames.append(go.Frame(name=str(int(t)), traces=[0, 1, 4], data=[
-            go.Scatter3d(x=P[0], y=P[1], z=P[2]), go.Scatter3d(x=xs, y=ys, z=zs),
-            go.Scatter(x=[float(t)], y=[float(curve[t])])]))
-    fig.frames = frames
     play = dict(frame=dict(duration=frame_ms, redraw=True), fromcurrent=True, transition=dict(duration=0))
     fig.update_layout(
         updatemenus=[dict(type="buttons", direction="left", x=0.0, xanchor="left", y=-0.02, yanchor="top",
@@ -339,15 +337,26 @@ def spread_animation_figure(*, steps, max_cosine, bound: float, snapshot_steps, 
                           buttons=[dict(label="▶ play", method="animate", args=[None, play]),
                                    dict(label="❚❚ pause", method="animate",
                                         args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])],
-        sliders=[dict(active=0, x=0.47, len=0.53, y=-0.02, yanchor="top", pad=dict(t=40), ticklen=2,
-                      font=dict(color="rgba(0,0,0,0)"),  # no label under each of the many ticks
-                      currentvalue=dict(prefix="step ", font=dict(size=12, color="#2a3f5f")),
-                      steps=[dict(label=str(int(t)), method="animate",
-                                  args=[[str(int(t))], dict(mode="immediate", frame=dict(duration=0, redraw=True),
-                                                            transition=dict(duration=0))])
-                             for t in snaps])])
-    fig.update_layout(margin=dict(t=110, b=150), title=dict(y=0.93, yanchor="top"))
-    return fig
+        margin=dict(t=110, b=150), title=dict(y=0.93, yanchor="top"))
+    out = json.loads(pio.to_json(fig, validate=False))
+    frames = []
+    for i, t in enumerate(snaps):
+        P = _pad_to_3d(V[i])
+        xs, ys, zs = _segments_from_origin(P)
+        nan_to_none = lambda a: [None if not np.isfinite(v) else float(v) for v in a]  # noqa: E731
+        frames.append({"name": str(int(t)), "traces": [0, 1, 4], "data": [
+            {"type": "scatter3d", "x": P[0].tolist(), "y": P[1].tolist(), "z": P[2].tolist()},
+            {"type": "scatter3d", "x": nan_to_none(xs), "y": nan_to_none(ys), "z": nan_to_none(zs)},
+            {"type": "scatter", "x": [float(t)], "y": [float(curve[t])]}]})
+    out["frames"] = frames
+    out["layout"]["sliders"] = [dict(
+        active=0, x=0.47, len=0.53, y=-0.02, yanchor="top", pad=dict(t=40), ticklen=2,
+        font=dict(color="rgba(0,0,0,0)"),  # no label under each of the many ticks
+        currentvalue=dict(prefix="step ", font=dict(size=12, color="#2a3f5f")),
+        steps=[dict(label=str(int(t)), method="animate",
+                    args=[[str(int(t))], dict(mode="immediate", frame=dict(duration=0, redraw=True),
+                                              transition=dict(duration=0))]) for t in snaps])]
+    return out
 
 
 # =========================================================================== lesson 2: minority collapse

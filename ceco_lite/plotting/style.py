@@ -222,10 +222,11 @@ def display_data(fig: go.Figure, text: str = "plotly figure") -> dict:
 
     Parameters
     ----------
-    fig : plotly.graph_objects.Figure
+    fig : plotly.graph_objects.Figure or dict
+        A figure, or one already as plotly JSON (``data``, ``layout``, ``frames``).
     text : str
         The ``text/plain`` alternative.
     """
+    spec = fig if isinstance(fig, dict) else json.loads(pio.to_json(fig, validate=False))
     return {"output_type": "display_data", "metadata": {},
-            "data": {"application/vnd.plotly.v1+json": json.loads(pio.to_json(fig, validate=False)),
-                     "text/plain": text}}
+            "data": {"application/vnd.plotly.v1+json": spec, "text/plain": text}}
