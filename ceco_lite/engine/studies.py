@@ -183,12 +183,19 @@ def _frequency_verdicts(score, counts, rho, names, *, score_name, unit, paper) -
         order = idx[np.argsort(-counts[idx], kind="stable")]
         head, tail = order[:3], order[-3:]
         out.append(compare(f"mean {score_name}",
-                           {"the 3 most frequent classes": 100.0 * float(score[head].mean()),
-                            "the 3 rarest classes": 100.0 * float(score[tail].mean())},
+                           {"the head (3 most frequent classes)": 100.0 * float(score[head].mean()),
+                            "the tail (3 rarest classes)": 100.0 * float(score[tail].mean())},
                            unit=" %", digits=1))
     values = {names[k]: 100.0 * float(score[k]) for k in idx}
     out.append(best(score_name, values, unit=" %"))
-    out.append(best(score_name, values, unit=" %", largest=False))
+    lowest = min(values.values()) if values else None
+    if lowest is not None and sum(v == lowest for v in values.values()) == 1:  # a unique worst class
+        out.append(best(score_name, values, unit=" %", largest=False))
+    else:
+        tied = [n for n, v in values.items() if v == lowest]
+        out.append(Verdict(score_name, {n: values[n] for n in tied}, "worst", tied[0], 0.0,
+                           f"In this run, {len(tied)} classes share the smallest {score_name} "
+                           f"({lowest:.1f} %): {', '.join(tied)}."))
     return out
 
 
