@@ -3,6 +3,7 @@
 * :func:`long_tail_sizes` / :func:`synthetic_pixel_features` -- long-tailed class sizes and
   Gaussian pixel features around given class means;
 * :func:`check_closed_forms` -- :func:`ceco_lite.ceco_gradients` against autograd;
+* :func:`closed_form_verdict` -- the sentence a lesson shows about such a check, computed from it;
 * :func:`check_errata` -- the errata of docs/conventions.md, sections ceco-loss and ceco-gradients, measured.
 """
 from __future__ import annotations
@@ -16,8 +17,15 @@ from data_utils.profiles import long_tail_profile
 from .ceco import CenterCollapseLoss
 from .etf import simplex_etf
 from .gradients import ceco_gradients, classifier_pairwise_distances
+from .verdicts import Verdict
 
-__all__ = ["long_tail_sizes", "synthetic_pixel_features", "check_closed_forms", "check_errata"]
+__all__ = ["long_tail_sizes", "synthetic_pixel_features", "check_closed_forms", "closed_form_verdict",
+           "check_errata", "DIFFERENCE_KEYS", "ROUND_OFF"]
+
+#: keys of :func:`check_closed_forms` that are differences |closed form − autograd|
+DIFFERENCE_KEYS = ("loss", "dL/dW (Eq. 6)", "within + between - dL/dW", "dL/dz_i (Eq. 8)")
+#: a difference up to this size (relative to the largest gradient entry) counts as float64 round-off
+ROUND_OFF = 1e-10
 
 
 def long_tail_sizes(num_classes: int, imbalance_factor: float, n_max: int) -> torch.Tensor:
@@ -95,6 +103,52 @@ def check_closed_forms(features: torch.Tensor, labels: torch.Tensor, weight: tor
         "max |dL/dW|": float(gw.abs().max()),
         "max |dL/dz_i|": float(gz.abs().max()),
     }
+
+
+def closed_form_verdict(report: dict, *, name: str = "the closed forms", tolerance: float = ROUND_OFF) -> Verdict:
+    """The statement "the closed forms agree with autograd to round-off", computed from a :func:`check_closed_forms` report.
+
+    The largest of the differences :data:`DIFFERENCE_KEYS`, divided by the scale
+    ``max(1, max |dL/dW|, max |dL/dz_i|)``, is compared with ``tolerance``; the verdict's
+    relation is ``"less"`` (agreement) or ``"greater"`` (a real mismatch), and its text says
+    which, with the numbers.
+
+    Parameters
+    ----------
+    report : dict
+        From :func:`check_closed_forms`.
+    name : str
+        What was checked (start of the sentence's subject).
+    tolerance : float, default :data:`ROUND_OFF`
+
+    Returns
+    -------
+    ceco_lite.verdicts.Verdict
+        ``values = {"relative difference": r, "round-off tolerance": tolerance}``;
+        :func:`ceco_lite.verdicts.holds` re-checks it.
+
+    Examples
+    --------
+    >>> r = {"loss": 0.0, "dL/dW (Eq. 6)": 2e-17, "within + between - dL/dW": 1e-17, "dL/dz_i (Eq. 8)": 3e-18,
+    ...      "max |dL/dW|": 0.5, "max |dL/dz_i|": 0.01}
+    >>> v = closed_form_verdict(r)
+    >>> v.relation, "agree" in v.text
+    ('less', True)
+    """
+    scale = max(1.0, float(report["max |dL/dW|"]), float(report["max |dL/dz_i|"]))
+    worst_key = max(DIFFERENCE_KEYS, key=lambda k: float(report[k]))
+    rel = float(report[worst_key]) / scale
+    values = {"relative difference": rel, "round-off tolerance": float(tolerance)}
+    if rel < tolerance:
+        relation = "less"
+        text = (f"In this check, {name} agree with autograd to float64 round-off: the largest difference "
+                f"({worst_key}) is {float(report[worst_key]):.1e}, {rel:.1e} of the gradient scale "
+                f"(tolerance {tolerance:.0e}).")
+    else:
+        relation = "greater"
+        text = (f"In this check, {name} do NOT agree with autograd: the difference in {worst_key} is "
+                f"{float(report[worst_key]):.1e}, {rel:.1e} of the gradient scale (tolerance {tolerance:.0e}).")
+    return Verdict("relative difference", values, relation, "relative difference", 0.0, text)
 
 
 def check_errata(num_classes: int, dim: int, *, alpha: float = 1.0, seed: int = 0) -> dict:

@@ -36,6 +36,7 @@ from .validation import (
     check_matrix,
     check_num_classes,
     check_positive,
+    check_tensor,
 )
 
 __all__ = [
@@ -324,12 +325,13 @@ def max_pairwise_cosine(vectors: Tensor) -> Tensor:
     Parameters
     ----------
     vectors : Tensor
-        Shape ``(d, K)``, columns = vectors, floating, ``K >= 2``, no zero column.
+        Shape ``(d, K)``, columns = vectors, floating, ``K >= 2``, no zero column; or a
+        batch ``(B, d, K)`` of such sets.
 
     Returns
     -------
     Tensor
-        0-d tensor (same dtype as ``vectors``, differentiable):
+        0-d tensor (``(B,)`` for a batch; same dtype as ``vectors``, differentiable):
         ``max_{k != k'} w_k^T w_k' / (||w_k|| ||w_k'||)``.  Lemma 1: ``>= -1/(K-1)``.
 
     Raises
@@ -337,7 +339,7 @@ def max_pairwise_cosine(vectors: Tensor) -> Tensor:
     TypeError
         Not a floating tensor.
     ValueError
-        Not 2-D, fewer than 2 columns, non-finite, or a zero column.
+        Not 2-D or 3-D, fewer than 2 columns, non-finite, or a zero column.
 
     Examples
     --------
@@ -346,16 +348,24 @@ def max_pairwise_cosine(vectors: Tensor) -> Tensor:
     >>> W = simplex_etf(3, 2, generator=torch.Generator().manual_seed(0))
     >>> round(float(max_pairwise_cosine(W)), 6) == lemma1_bound(3)
     True
+    >>> max_pairwise_cosine(torch.stack([torch.eye(3), W.T @ W])).shape
+    torch.Size([2])
     """
-    V = check_matrix(vectors, "vectors", min_columns=2)
-    norms = V.norm(dim=0)
+    check_tensor(vectors, "vectors", kind="floating", ndim=(2, 3), shape="(d, K) or (B, d, K)")
+    if vectors.shape[-1] < 2:
+        raise ValueError(f"vectors must have at least 2 columns (classes), got shape {tuple(vectors.shape)}")
+    if not bool(torch.isfinite(vectors).all()):
+        raise ValueError("vectors contains non-finite values")
+    V = vectors if vectors.ndim == 3 else vectors[None]
+    norms = V.norm(dim=-2, keepdim=True)
     if bool((norms == 0).any()):
         raise ValueError("vectors must not contain a zero column (cosine undefined)")
     U = V / norms
-    G = U.T @ U
-    K = G.shape[0]
+    G = U.transpose(-1, -2) @ U
+    K = G.shape[-1]
     mask = ~torch.eye(K, dtype=torch.bool, device=G.device)
-    return G[mask].max()
+    out = G[:, mask].amax(dim=-1)
+    return out if vectors.ndim == 3 else out[0]
 
 
 class SpreadHistory(NamedTuple):

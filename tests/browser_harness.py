@@ -304,8 +304,14 @@ HARNESS_JS = r"""
       window.jupyterapp.commands.execute('notebook:run-all-cells');
     },
     runAllDone(quietMs) {
+      // JupyterLab sends one execute request after another and renders the markdown cells in between: on a
+      // busy machine that pause can outlast quietMs, so Run All is done only when every code cell has run
+      // (or a reply was not ok, which stops Run All).
       const r = H.runAll, now = performance.now();
-      return r.requests > 0 && r.replies >= r.requests && H.kernel.status === 'idle' && now - H.lastMessage >= quietMs;
+      const pending = H.panel.content.widgets.some(c => c.model.type === 'code'
+        && c.model.sharedModel.getSource().trim() && c.model.executionCount == null);
+      return r.requests > 0 && r.replies >= r.requests && (r.failed !== null || !pending)
+        && H.kernel.status === 'idle' && now - H.lastMessage >= quietMs;
     },
     cells() {
       const out = [];

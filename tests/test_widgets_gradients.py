@@ -11,11 +11,14 @@ pytest.importorskip("ipywidgets")
 pytest.importorskip("plotly")
 
 from ceco_lite.closed_forms import (  # noqa: E402
+    DIFFERENCE_KEYS,
     check_closed_forms,
     check_errata,
+    closed_form_verdict,
     long_tail_sizes,
     synthetic_pixel_features,
 )
+from ceco_lite.verdicts import holds  # noqa: E402
 from ceco_lite.widgets import GradientFlowExplorer  # noqa: E402
 
 
@@ -35,17 +38,24 @@ def test_long_tail_sizes_and_features():
 
 def test_imbalance_slider_shrinks_minority_distance_but_not_etf(explorer):
     K = 5
-    balanced = np.array(explorer.figure.data[4].z)
+    balanced = np.array(explorer.distance_figure.data[0].z)
     explorer.if_slider.value = 1000.0
-    skewed = np.array(explorer.figure.data[4].z)
+    skewed = np.array(explorer.distance_figure.data[0].z)
     assert skewed[-1, -2] < 0.5 * balanced[-1, -2]  # minority collapse of the learned classifier
-    etf = np.array(explorer.figure.data[5].z)
+    etf = np.array(explorer.distance_figure.data[1].z)
     expected = explorer.alpha_slider.value * math.sqrt(2 * K / (K - 1))
     np.testing.assert_allclose(etf[~np.eye(K, dtype=bool)], expected, rtol=1e-10)
     # Eq. 8: per-pixel gradients scale like 1/n_k -> the rarest class gets much larger ones
     pix = np.array(explorer.figure.data[3].y)
     assert pix[-1] > 10 * pix[0]
-    assert list(explorer.figure.data[6].y) == long_tail_sizes(K, 1000.0, 400).tolist()
+    sizes = long_tail_sizes(K, 1000.0, 400).tolist()
+    assert list(explorer.figure.data[0].x) == [f"{k}<br>n={n}" for k, n in enumerate(sizes)]  # every class named
+    # the log panel's range spans every bar (decades), the left panel stays linear
+    lo, hi = explorer.figure.layout.yaxis2.range
+    both = np.concatenate([np.array(explorer.figure.data[2].y), pix])
+    assert lo <= np.log10(both.min()) and np.log10(both.max()) <= hi
+    assert explorer.figure.layout.yaxis.type != "log" and explorer.figure.layout.yaxis2.type == "log"
+    assert "n_k" not in (explorer.figure.layout.yaxis2.title.text or "")
 
 
 def test_lambda_scales_gradients_linearly_and_alpha_scales_etf(explorer):
@@ -54,7 +64,7 @@ def test_lambda_scales_gradients_linearly_and_alpha_scales_etf(explorer):
     explorer.ceco_lambda_slider.value = 1.0
     np.testing.assert_allclose(np.array(explorer.figure.data[0].y), 2 * within, rtol=1e-12)
     explorer.alpha_slider.value = 2.0
-    etf = np.array(explorer.figure.data[5].z)
+    etf = np.array(explorer.distance_figure.data[1].z)
     assert etf[0, 1] == pytest.approx(2.0 * math.sqrt(2 * 5 / 4))
     within_plus_between = explorer.grads_learned.grad_weight_within + explorer.grads_learned.grad_weight_between
     torch.testing.assert_close(within_plus_between, explorer.grads_learned.grad_weight)
@@ -76,3 +86,24 @@ def test_errata_measured():
     assert out["paper_distance"] != pytest.approx(out["corrected_distance"])
     assert out["eq4_corrected_module"] == pytest.approx(out["eq4_corrected"], rel=1e-12)
     assert abs(out["eq4_literal"] - out["eq4_corrected"]) > 1e-3
+
+
+def test_closed_form_verdict_follows_the_numbers(explorer):
+    sizes, feats, labels, w = explorer._state(explorer.if_slider.value)
+    report = check_closed_forms(feats, labels, w, 5)
+    v = closed_form_verdict(report)
+    assert v.relation == "less" and holds(v.to_dict()) and "agree" in v.text
+    bad = dict(report)
+    bad["dL/dz_i (Eq. 8)"] = 0.1  # a wrong closed form
+    v = closed_form_verdict(bad)
+    assert v.relation == "greater" and holds(v.to_dict()) and "NOT" in v.text and "dL/dz_i" in v.text
+    assert set(DIFFERENCE_KEYS) <= set(report)
+
+
+def test_sliders_of_lesson_4_can_be_dragged(explorer):
+    from ceco_lite.widgets._controls import track_width_px
+
+    for s in (explorer.if_slider, explorer.ceco_lambda_slider, explorer.alpha_slider):
+        assert len(s.description) <= 4 and s.tooltip
+        assert track_width_px(int(s.layout.width.removesuffix("px")),
+                              int(s.style.description_width.removesuffix("px"))) >= 150

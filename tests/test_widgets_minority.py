@@ -34,7 +34,7 @@ def test_r_slider_retrains_and_minority_classifiers_collapse(explorer):
     after = np.array(explorer.figure.data[0].z)
     assert not np.allclose(before, after)
     assert _minority_block(explorer.figure) > 0.95
-    assert "R = 1000" in explorer.figure.layout.title.text
+    assert "R = 1000" in explorer.headline.value
     assert explorer.figure.data[4].x[0] == pytest.approx(1000.0)
     assert explorer.r_slider.description
 
@@ -58,8 +58,39 @@ def test_curves_follow_number_of_minority_classes(explorer):
     assert not np.allclose(np.array(explorer.figure.data[2].y), learned)
     explorer.kb_slider.value = 1  # no minority pair: curves cleared, no error
     assert len(explorer.figure.data[2].y) == 0
-    assert "no minority pair" in explorer.figure.layout.title.text
+    assert "no minority pair" in explorer.headline.value
     explorer.kb_slider.value = 3
+
+
+def test_nc_bars_show_true_values_with_names():
+    """Bars stand at their true values (no floor hiding 1e-20 vs 1e-12), labelled with them; 0 sits on the floor."""
+    from ceco_lite.plotting.geometry import NC_BAR_KEYS, minority_collapse_figure, nc_bar_values, update_nc_bars
+
+    stats = {key: v for (key, _), v in zip(NC_BAR_KEYS, (8e-20, 0.0, 0.3, 1.2e10, float("nan"), 1e-3, 2.0))}
+    heights, labels, (lo, hi), dtick = nc_bar_values(stats)
+    assert labels == ["8.0e-20", "0", "3.0e-01", "1.2e+10", "n/a", "1.0e-03", "2.0e+00"]
+    assert heights[0] == 8e-20 and heights[3] == 1.2e10
+    assert lo < -19.3 and hi > 10.08 and 10 ** lo < heights[1] < 8e-20  # zero drawn at the floor, below 8e-20
+    assert dtick >= 1 and (hi - lo) / dtick <= 9  # at most ~8 tick labels
+    fig = minority_collapse_figure()
+    update_nc_bars(fig, stats)
+    assert list(fig.data[6].x) == [label for _, label in NC_BAR_KEYS]  # names set at build time
+    assert list(fig.data[6].text) == labels and fig.layout.yaxis4.type == "log"
+    assert fig.layout.yaxis4.exponentformat == "power"
+
+
+def test_nc1_pseudo_inverse_blows_up_when_minority_means_merge():
+    """Lesson 2's setting at R = 1000, K_B = 2: Papyan's NC1 reads ~1e9 while Tr Σ_W / Tr Σ_B is at round-off.
+
+    Σ_B of two merged minority means has an eigenvalue near 0 but not 0; its pseudo-inverse amplifies the
+    round-off of Σ_W. The info line says so, and only in that case.
+    """
+    ex = MinorityCollapseExplorer(num_classes=10, dim=16, imbalance_ratio=1000.0, num_minority=2,
+                                  ratios=(1, 1000), steps=600)
+    assert ex.stats["nc1"] > 1e6 and ex.stats["nc1_quotient"] < 1e-12
+    assert "pseudo-inverse" in ex.info.value and "nearly singular" in ex.info.value
+    ex.r_slider.value = 1.0  # balanced: both forms at round-off, no note
+    assert ex.stats["nc1"] < 1e-8 and "pseudo-inverse" not in ex.info.value
 
 
 def test_class_accuracy_figure_and_synthetic_fallback(tmp_path, monkeypatch):
@@ -85,5 +116,12 @@ def test_class_accuracy_figure_and_synthetic_fallback(tmp_path, monkeypatch):
     assert (study["run_dir"] / "metrics.json").exists()  # cached run dir
     with pytest.raises(FileNotFoundError):
         accuracy_vs_frequency(tmp_path / "runs2", data_root=tmp_path / "nowhere", fallback=False)
+    # the fallback describes itself: IoU against pixel frequency, and computed sentences that hold
+    assert study["score_name"] == "class IoU" and "pixel" in study["frequency_name"]
+    assert "synthetic" in study["title"] and "CIFAR" not in study["title"].replace("no CIFAR-10 found", "")
+    from ceco_lite.verdicts import holds
+
+    assert len(study["verdicts"]) >= 3 and all(holds(v.to_dict()) for v in study["verdicts"])
+    assert all("IoU" in v.text or "Pearson" in v.text for v in study["verdicts"])
     fig = class_accuracy_figure([1.0, 0.5, 0.1], [0.9, 0.6, 0.2], pearson=0.99, title="demo")
-    assert list(fig.data[0].y) == [0.9, 0.6, 0.2] and "0.99" in fig.layout.title.text
+    assert [tr.y[0] for tr in fig.data[:3]] == [0.9, 0.6, 0.2] and "0.99" in fig.layout.title.text

@@ -28,9 +28,10 @@ from data_utils.registry import LoadRequest, get_dataset
 from data_utils.stats import pearson
 
 from ..nc import nc_metrics
+from ..published import PEARSON_ACCURACY_FREQUENCY
 from ..ufm import train_ufm
 from ..validation import check_int
-from ..verdicts import Verdict
+from ..verdicts import Verdict, best, compare
 from .config import TrainConfig
 from .presets import get_preset
 from .runs import run_many, run_or_load
@@ -109,14 +110,15 @@ def accuracy_vs_frequency(root="runs", *, full: bool = False, data_root=None, se
 
     Trains (or loads, :func:`ceco_lite.engine.run_or_load`) a classifier on CIFAR-10-LT and
     returns, per class, ``f_k = n_k / n_max`` and the test accuracy ``a_k``, with
-    ``rho = Pearson(a, f)`` (:func:`data_utils.stats.pearson`).
+    ``rho = Pearson(a, f)`` (:func:`data_utils.stats.pearson`), and the sentences a lesson
+    may say about them, computed from the numbers (:mod:`ceco_lite.verdicts`).
 
     Parameters
     ----------
     root : path-like, default "runs"
         Root of the run folders.
     full : bool, default False
-        ``False``: preset ``"cifar10-lt-quick"`` (ResNet-8, 4 epochs, CPU). ``True``: preset
+        ``False``: preset ``"cifar10-lt-quick"`` (ResNet-8, a few epochs, CPU). ``True``: preset
         ``"cifar10-lt"`` (ResNet-32, 200 epochs, LDAM-DRW recipe; a GPU job).
     data_root : path-like, optional
         Folder holding ``cifar-10-batches-py`` (or ``cifar/cifar-10-batches-py``).
@@ -133,7 +135,11 @@ def accuracy_vs_frequency(root="runs", *, full: bool = False, data_root=None, se
         ``frequency`` (K,) ``n_k / n_max``, ``accuracy`` (K,) in [0, 1] (IoU for the
         synthetic fallback), ``counts`` (K,), ``pearson`` (float), ``top1`` (percent or
         mIoU), ``source`` ("cifar10-lt" or "synthetic"), ``message`` (one line: what was
-        run or why the fallback), ``run_dir``.
+        run or why the fallback), ``run_dir``; for a figure and text that describe what was
+        run: ``title``, ``score_name`` ("class accuracy" / "class IoU"), ``frequency_name``
+        (HTML), ``class_names``; and ``verdicts`` (list of :class:`ceco_lite.verdicts.Verdict`):
+        the correlation against the paper's (supplement Fig. 7), the mean score of the three
+        most frequent against the three rarest classes, and the best and the worst class.
 
     Raises
     ------
@@ -165,8 +171,50 @@ def accuracy_vs_frequency(root="runs", *, full: bool = False, data_root=None, se
     frequency = counts / counts.max()
     keep = np.isfinite(per_class) & (counts > 0)
     rho = pearson(per_class[keep], frequency[keep]) if keep.sum() >= 3 else float("nan")
+    if source == "cifar10-lt":
+        title = f"CIFAR-10-LT (IF {config.imbalance_factor:g}), {config.model}, per-class test accuracy"
+        score_name, unit = "class accuracy", "training images"
+        frequency_name = "class frequency f<sub>k</sub> = n<sub>k</sub> / n<sub>max</sub> (training images)"
+        paper_key, paper_name = "CIFAR-100-LT (images)", "the paper's CIFAR-100-LT model"
+    else:
+        title = "synthetic segmentation (no CIFAR-10 found), per-class validation IoU"
+        score_name, unit = "class IoU", "training pixels"
+        frequency_name = "pixel frequency f<sub>k</sub> = n<sub>k</sub> / n<sub>max</sub> (training pixels)"
+        paper_key, paper_name = "ADE20K (pixels)", "the paper's ADE20K model"
+    names = [f"class {k} (n = {int(n)})" for k, n in enumerate(counts)]
+    verdicts = _frequency_verdicts(per_class, counts, rho, names, score_name=score_name, unit=unit,
+                                   paper=(paper_name, PEARSON_ACCURACY_FREQUENCY[paper_key]))
     return {"frequency": frequency, "accuracy": per_class, "counts": counts, "pearson": rho, "top1": result.score,
-            "source": source, "message": message, "run_dir": result.run_dir}
+            "source": source, "message": message, "run_dir": result.run_dir, "title": title,
+            "score_name": score_name, "frequency_name": frequency_name, "class_names": names,
+            "verdicts": verdicts}
+
+
+def _frequency_verdicts(score, counts, rho, names, *, score_name, unit, paper) -> list[Verdict]:
+    """The sentences about a per-class score against class frequency (see :func:`accuracy_vs_frequency`)."""
+    keep = np.isfinite(score) & (counts > 0)
+    paper_name, paper_rho = paper
+    out = [compare(f"Pearson correlation of {score_name} with the number of {unit}",
+                   {"this model": float(rho), paper_name: float(paper_rho)}, digits=2, difference="in ρ")]
+    idx = np.flatnonzero(keep)
+    if idx.size >= 6:
+        order = idx[np.argsort(-counts[idx], kind="stable")]
+        head, tail = order[:3], order[-3:]
+        out.append(compare(f"mean {score_name}",
+                           {"the head (3 most frequent classes)": 100.0 * float(score[head].mean()),
+                            "the tail (3 rarest classes)": 100.0 * float(score[tail].mean())},
+                           unit=" %", digits=1))
+    values = {names[k]: 100.0 * float(score[k]) for k in idx}
+    out.append(best(score_name, values, unit=" %"))
+    lowest = min(values.values()) if values else None
+    if lowest is not None and sum(v == lowest for v in values.values()) == 1:  # a unique worst class
+        out.append(best(score_name, values, unit=" %", largest=False))
+    else:
+        tied = [n for n, v in values.items() if v == lowest]
+        out.append(Verdict(score_name, {n: values[n] for n in tied}, "worst", tied[0], 0.0,
+                           f"In this run, {len(tied)} classes share the smallest {score_name} "
+                           f"({lowest:.1f} %): {', '.join(tied)}."))
+    return out
 
 
 def accuracy_frequency_correlation(result: RunResult) -> dict:

@@ -4,8 +4,8 @@
   for K = 4) next to its Gram matrix (Eq. 2: ``1`` on the diagonal, ``-1/(K-1)`` off it).
 * :class:`Lemma1Explorer` -- random unit vectors never beat Lemma 1's bound
   ``max cos >= -1/(K-1)``; the spreading optimiser reaches it.
-* :class:`SpreadAnimation` -- a Play widget steps through the spreading optimiser
-  (:func:`ceco_lite.spread_unit_vectors`) as it converges to an ETF.
+* :class:`SpreadAnimation` -- an animation of the spreading optimiser
+  (:func:`ceco_lite.spread_unit_vectors`) converging to an ETF, played in the browser.
 """
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ import torch
 
 from ..etf import check_simplex_etf, lemma1_bound, max_pairwise_cosine, simplex_etf, spread_unit_vectors
 from ..plotting import geometry as plotting
+from ..plotting.style import NOTATION, display_data, figure_widget
+from ._controls import control_row, slider
 from ._threads import single_thread
 
 __all__ = ["ETFExplorer", "Lemma1Explorer", "SpreadAnimation"]
@@ -38,7 +40,12 @@ class ETFExplorer:
     ----------
     widget : ipywidgets.VBox
     figure : plotly.graph_objects.FigureWidget
+        The 3-D view (:func:`ceco_lite.plotting.geometry.etf_vectors_figure`).
+    gram_figure : plotly.graph_objects.FigureWidget
+        The Gram matrix (:func:`ceco_lite.plotting.geometry.gram_figure`).
     k_slider : ipywidgets.IntSlider
+    headline : ipywidgets.HTML
+        What the figures show for the current K.
     vectors : torch.Tensor
         The ETF currently drawn, ``(K - 1, K)`` float64.
     """
@@ -47,16 +54,22 @@ class ETFExplorer:
         if not 2 <= num_classes <= max_classes:
             raise ValueError(f"num_classes must be in [2, max_classes={max_classes}], got {num_classes}")
         self.seed = int(seed)
-        self.figure = plotting.etf_explorer_figure()
-        self.k_slider = W.IntSlider(value=num_classes, min=2, max=max_classes, step=1,
-                                    description="K (classes)", continuous_update=True,
-                                    style={"description_width": "initial"})
-        self.rotate_button = W.Button(description="new rotation U", icon="refresh")
-        self.info = W.HTMLMath()
+        self.figure = plotting.etf_vectors_figure()
+        self.gram_figure = plotting.gram_figure()
+        self.k_slider = slider(W.IntSlider, description="K", tooltip="K: number of classes (vectors)",
+                               value=num_classes, min=2, max=max_classes, step=1, continuous_update=False)
+        self.rotate_button = W.Button(description="new rotation U", icon="refresh",
+                                      layout=W.Layout(width="auto", min_width="170px"))
+        self.headline = W.HTML()
+        self.info = W.HTML()
+        self._gram_for = None
         self.k_slider.observe(lambda change: self.update(num_classes=change["new"]), names="value")
         self.rotate_button.on_click(lambda _: self.update(seed=self.seed + 1))
-        self.widget = W.VBox([W.HBox([self.k_slider, self.rotate_button]), self.figure, self.info])
-        self.update(num_classes=num_classes)
+        self.update(num_classes=num_classes)  # first state, into the figures before they become widgets
+        self.figure, self.gram_figure = figure_widget(self.figure), figure_widget(self.gram_figure)
+        self.widget = W.VBox([control_row(self.k_slider, self.rotate_button), self.headline,
+                              W.HBox([self.figure, self.gram_figure], layout=W.Layout(flex_flow="row wrap")),
+                              self.info])
 
     @single_thread()
     def update(self, num_classes: int | None = None, seed: int | None = None) -> None:
@@ -69,11 +82,15 @@ class ETFExplorer:
         self.vectors = M
         check = check_simplex_etf(M, atol=1e-10)
         bound = lemma1_bound(K)
-        shown = "" if K <= 4 else " — 3-D projection"
-        title = f"K = {K}, d = {K - 1}: every pairwise cosine = −1/(K−1) = {bound:.3f}{shown}"
-        plotting.update_etf_explorer(self.figure, M, M.T @ M, title=title)
+        shown = "" if K <= 4 else " — the 3-D view shows the first three coordinates (a projection)"
+        self.headline.value = (f"<b>K = {K}, d = {K - 1}: every pairwise cosine = {NOTATION['bound']} = "
+                               f"{bound:.3f}</b>{shown}")
+        plotting.update_etf_vectors(self.figure, M)
+        if self._gram_for != K:  # the Gram matrix does not depend on the rotation U
+            plotting.update_gram(self.gram_figure, M.T @ M)
+            self._gram_for = K
         self.info.value = (
-            f"Eq. 2 check: max |M<sup>T</sup>M − (K/(K−1)) I + 1/(K−1)| = {check.max_deviation:.1e}; "
+            f"Eq. 2 check: max |{NOTATION['gram']} − (K/(K−1)) I + 1/(K−1)| = {check.max_deviation:.1e}; "
             f"column norms equal to {check.scale:.3f}; sum of the columns = "
             f"{float(M.sum(dim=1).norm()):.1e} (an ETF is centred)."
         )
@@ -98,7 +115,12 @@ class Lemma1Explorer:
 
     Attributes
     ----------
-    widget, figure, k_slider, dim_slider, sets_slider
+    widget, k_slider, dim_slider, sets_slider
+    figure : plotly.graph_objects.Figure
+        The histogram (redrawn as a whole in :attr:`output` on every change).
+    output : ipywidgets.Output
+    headline : ipywidgets.HTML
+        What the histogram shows (K, d, best random set, bound).
     max_cosines : torch.Tensor
         ``(num_sets,)`` largest cosine of each random set (last update).
     optimiser_value : float
@@ -108,18 +130,20 @@ class Lemma1Explorer:
         self.seed = int(seed)
         self._optimiser_cache: dict = {}
         self.figure = plotting.lemma1_histogram_figure()
-        style = {"description_width": "initial"}
-        self.k_slider = W.IntSlider(value=num_classes, min=2, max=20, description="K (vectors)",
-                                    continuous_update=False, style=style)
-        self.dim_slider = W.IntSlider(value=dim, min=1, max=32, description="d (dimension)",
-                                      continuous_update=False, style=style)
-        self.sets_slider = W.IntSlider(value=num_sets, min=100, max=5000, step=100, description="random sets",
-                                       continuous_update=False, style=style)
+        self.k_slider = slider(W.IntSlider, description="K", tooltip="K: number of unit vectors per set",
+                               value=num_classes, min=2, max=20, continuous_update=False)
+        self.dim_slider = slider(W.IntSlider, description="d", tooltip="d: dimension of the vectors",
+                                 value=dim, min=1, max=32, continuous_update=False)
+        self.sets_slider = slider(W.IntSlider, description="random sets", tooltip="number of random sets drawn",
+                                  value=num_sets, min=100, max=5000, step=100, continuous_update=False)
+        self.headline = W.HTML()
         self.info = W.HTML()
         for s, key in ((self.k_slider, "num_classes"), (self.dim_slider, "dim"), (self.sets_slider, "num_sets")):
             s.observe(lambda change, key=key: self.update(**{key: change["new"]}), names="value")
-        self.widget = W.VBox([W.HBox([self.k_slider, self.dim_slider, self.sets_slider]), self.figure, self.info])
+        self.output = W.Output(layout=W.Layout(min_height="400px"))
         self.update()
+        self.widget = W.VBox([control_row(self.k_slider, self.dim_slider, self.sets_slider), self.headline,
+                              self.output, self.info])
 
     @single_thread()
     def update(self, num_classes: int | None = None, dim: int | None = None, num_sets: int | None = None) -> None:
@@ -129,7 +153,7 @@ class Lemma1Explorer:
         S = int(num_sets if num_sets is not None else self.sets_slider.value)
         gen = torch.Generator().manual_seed(self.seed)
         sets = torch.randn(S, d, K, generator=gen, dtype=torch.float64)
-        self.max_cosines = torch.stack([max_pairwise_cosine(v) for v in sets])
+        self.max_cosines = max_pairwise_cosine(sets)
         if (K, d) not in self._optimiser_cache:  # deterministic given (K, d, seed): computed once
             final = spread_unit_vectors(K, d, generator=torch.Generator().manual_seed(self.seed + 1),
                                         return_history=True)[1].max_cosine[-1]
@@ -138,8 +162,10 @@ class Lemma1Explorer:
         bound = lemma1_bound(K)
         best = float(self.max_cosines.min())
         note = "" if d >= K - 1 else f" (d < K−1 = {K - 1}: no ETF fits, the bound cannot be reached)"
-        title = f"K = {K}, d = {d}: best of {S} random sets {best:.3f} ≥ bound {bound:.3f}{note}"
-        plotting.update_lemma1_histogram(self.figure, self.max_cosines, bound, self.optimiser_value, title=title)
+        self.headline.value = (f"<b>K = {K}, d = {d}: best of {S} random sets {best:.3f} ≥ bound "
+                               f"{NOTATION['bound']} = {bound:.3f}</b>{note}")
+        plotting.update_lemma1_histogram(self.figure, self.max_cosines, bound, self.optimiser_value)
+        self.output.outputs = (display_data(self.figure, f"Lemma 1 histogram, K = {K}, d = {d}"),)
         below = int((self.max_cosines < bound - 1e-12).sum())
         self.info.value = (f"Random sets below the bound: <b>{below}</b> of {S} (Lemma 1 says 0). "
                            f"Spreading optimiser: max cos = {self.optimiser_value:.6f} "
@@ -149,9 +175,10 @@ class Lemma1Explorer:
 class SpreadAnimation:
     """Animation of :func:`ceco_lite.spread_unit_vectors` converging to a simplex ETF (Lemma 1).
 
-    A Play widget drives the ``step`` slider; each step redraws the vectors of that
-    snapshot (cheap) while the curve of the largest cosine stays.  Changing K reruns
-    the optimiser (~20 ms).
+    The optimiser's snapshots become the frames of one plotly animation
+    (:func:`ceco_lite.plotting.geometry.spread_animation_figure`): its play button and step
+    slider run in the browser, with no round trip to the kernel. Changing K or pressing
+    "new random start" reruns the optimiser (~20 ms) and shows the new animation.
 
     Parameters
     ----------
@@ -164,7 +191,13 @@ class SpreadAnimation:
 
     Attributes
     ----------
-    widget, figure, play, step_slider, k_slider
+    widget : ipywidgets.VBox
+    figure : plotly.graph_objects.Figure
+        The animation shown (one frame per snapshot).
+    output : ipywidgets.Output
+        Where the figure is displayed.
+    k_slider : ipywidgets.IntSlider
+    restart_button : ipywidgets.Button
     history : ceco_lite.etf.SpreadHistory
     """
 
@@ -174,49 +207,34 @@ class SpreadAnimation:
         self.steps = int(steps)
         self.snapshot_every = int(snapshot_every)
         self.seed = int(seed)
-        self.figure = plotting.spread_figure()
-        style = {"description_width": "initial"}
-        self.k_slider = W.IntSlider(value=num_classes, min=2, max=8, description="K (vectors)",
-                                    continuous_update=False, style=style)
-        self.step_slider = W.IntSlider(value=0, min=0, max=1, description="snapshot", style=style)
-        self.play = W.Play(value=0, min=0, max=1, step=1, interval=120, description="play")
-        W.jslink((self.play, "value"), (self.step_slider, "value"))
-        self.restart_button = W.Button(description="new random start", icon="refresh")
+        self.k_slider = slider(W.IntSlider, description="K", tooltip="K: number of unit vectors",
+                               value=num_classes, min=2, max=8, continuous_update=False)
+        self.restart_button = W.Button(description="new random start", icon="refresh",
+                                       layout=W.Layout(width="auto", min_width="180px"))
+        self.output = W.Output(layout=W.Layout(min_height="460px"))
         self.k_slider.observe(lambda change: self.update(num_classes=change["new"]), names="value")
-        self.step_slider.observe(lambda change: self.update(snapshot=change["new"]), names="value")
         self.restart_button.on_click(lambda _: self.update(seed=self.seed + 1))
-        self.widget = W.VBox([W.HBox([self.play, self.step_slider, self.k_slider, self.restart_button]), self.figure])
+        self.widget = W.VBox([control_row(self.k_slider, self.restart_button), self.output])
         self.update(num_classes=num_classes)
 
     @single_thread()
-    def update(self, num_classes: int | None = None, seed: int | None = None, snapshot: int | None = None) -> None:
-        """Rerun the optimiser (new ``num_classes`` or ``seed``) or show snapshot number ``snapshot``."""
-        rerun = num_classes is not None or seed is not None or not hasattr(self, "history")
+    def update(self, num_classes: int | None = None, seed: int | None = None) -> None:
+        """Rerun the optimiser for ``num_classes`` (default: the slider's) and/or a new ``seed``; show it."""
         if seed is not None:
             self.seed = int(seed)
-        if rerun:
-            K = int(num_classes if num_classes is not None else self.k_slider.value)
-            _, self.history = spread_unit_vectors(
-                K, self.dim, steps=self.steps, generator=torch.Generator().manual_seed(self.seed),
-                return_history=True, snapshot_every=self.snapshot_every)
-            n = len(self.history.snapshot_steps)
-            bound = lemma1_bound(K)
-            final = float(self.history.max_cosine[-1])
-            reach = ("reaches the bound (an ETF)" if final - bound < 1e-6
-                     else f"stops above the bound (d = {self.dim} < K−1: no ETF exists)")
-            title = f"K = {K} unit vectors in R^{self.dim}: max cos → {final:.4f}, bound {bound:.4f} — {reach}"
-            with self.step_slider.hold_trait_notifications():
-                self.step_slider.max = n - 1
-                self.play.max = n - 1
-            steps = torch.arange(len(self.history.max_cosine))
-            plotting.update_spread_figure(self.figure, steps=steps, max_cosine=self.history.max_cosine,
-                                          bound=bound, step=0, step_value=float(self.history.max_cosine[0]),
-                                          vectors=self.history.vectors[0], title=title)
-            if self.step_slider.value != 0:
-                self.step_slider.value = 0  # triggers a snapshot update
-            return
-        i = int(snapshot if snapshot is not None else self.step_slider.value)
-        i = max(0, min(i, len(self.history.snapshot_steps) - 1))
-        t = int(self.history.snapshot_steps[i])
-        plotting.update_spread_figure(self.figure, vectors=self.history.vectors[i], step=t,
-                                      step_value=float(self.history.max_cosine[t]))
+        K = int(num_classes if num_classes is not None else self.k_slider.value)
+        _, self.history = spread_unit_vectors(
+            K, self.dim, steps=self.steps, generator=torch.Generator().manual_seed(self.seed),
+            return_history=True, snapshot_every=self.snapshot_every)
+        bound = lemma1_bound(K)
+        final = float(self.history.max_cosine[-1])
+        reach = ("reaches the bound (an ETF)" if final - bound < 1e-6
+                 else f"stops above the bound (d = {self.dim} < K−1: no ETF exists)")
+        space = NOTATION["space"].format(d=self.dim)
+        title = f"K = {K} unit vectors in {space}: max cos → {final:.4f}, bound {bound:.4f} — {reach}"
+        self.figure = plotting.spread_animation_figure(
+            steps=torch.arange(len(self.history.max_cosine)), max_cosine=self.history.max_cosine, bound=bound,
+            snapshot_steps=self.history.snapshot_steps, vectors=self.history.vectors, title=title)
+        # one state change replaces the old animation by the new one (plotly's own mime bundle, rendered by
+        # JupyterLab's plotly extension): no flicker, and no widget model to initialise in the browser
+        self.output.outputs = (display_data(self.figure, f"spread animation: {title}"),)

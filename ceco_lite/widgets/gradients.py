@@ -15,7 +15,6 @@ collapse, lesson 2); the pixel features are the class means plus Gaussian noise.
 """
 from __future__ import annotations
 
-
 import ipywidgets as W
 import torch
 
@@ -23,14 +22,13 @@ from ..closed_forms import long_tail_sizes, synthetic_pixel_features
 from ..etf import simplex_etf
 from ..gradients import ceco_gradients
 from ..plotting import geometry as plotting
+from ..plotting.style import NOTATION, figure_widget
 from ..ufm import train_ufm
+from ._busy import BusySign
+from ._controls import control_row, slider
 from ._threads import single_thread
 
 __all__ = ["GradientFlowExplorer"]
-
-
-
-
 
 
 class GradientFlowExplorer:
@@ -56,7 +54,12 @@ class GradientFlowExplorer:
 
     Attributes
     ----------
-    widget, figure, if_slider, ceco_lambda_slider, alpha_slider
+    widget, if_slider, ceco_lambda_slider, alpha_slider
+    figure : plotly.graph_objects.FigureWidget
+        Per-class gradient bars (:func:`ceco_lite.plotting.geometry.gradient_bars_figure`).
+    distance_figure : plotly.graph_objects.FigureWidget
+        ``‖w_k − w_k′‖`` heatmaps (:func:`ceco_lite.plotting.geometry.distance_heatmaps_figure`).
+    headline : ipywidgets.HTML
     grads_learned, grads_fixed : ceco_lite.gradients.CeCoGradients
         Gradients of the current state (not multiplied by λ).
     """
@@ -74,21 +77,28 @@ class GradientFlowExplorer:
         self._cache: dict = {}
         self.etf_unit = simplex_etf(self.num_classes, self.dim, generator=torch.Generator().manual_seed(self.seed),
                                     dtype=torch.float64)
-        self.figure = plotting.gradient_flow_figure(self.num_classes)
-        style = {"description_width": "initial"}
-        self.if_slider = W.FloatLogSlider(value=imbalance_factor, base=10, min=0, max=3, step=0.05,
-                                          description="imbalance factor n_max/n_min", readout_format=".0f",
-                                          continuous_update=False, style=style)
-        self.ceco_lambda_slider = W.FloatSlider(value=ceco_lambda, min=0.0, max=1.0, step=0.05, description="λ (loss weight)",
-                                        continuous_update=False, style=style)
-        self.alpha_slider = W.FloatSlider(value=alpha, min=0.25, max=4.0, step=0.25, description="α (ETF scale)",
-                                          continuous_update=False, style=style)
+        self.figure = plotting.gradient_bars_figure(self.num_classes)
+        self.distance_figure = plotting.distance_heatmaps_figure(self.num_classes)
+        self.if_slider = slider(W.FloatLogSlider, description="IF",
+                                tooltip="imbalance factor IF = n_max / n_min of the class sizes",
+                                value=imbalance_factor, base=10, min=0, max=3, step=0.05, readout_format=".0f",
+                                continuous_update=False)
+        self.ceco_lambda_slider = slider(W.FloatSlider, description="λ", tooltip="λ: weight of the centre loss (Eq. 5)",
+                                         value=ceco_lambda, min=0.0, max=1.0, step=0.05, continuous_update=False)
+        self.alpha_slider = slider(W.FloatSlider, description="α", tooltip="α: column norm of the fixed ETF",
+                                   value=alpha, min=0.25, max=4.0, step=0.25, continuous_update=False)
+        self.headline = W.HTML()
         self.info = W.HTML()
+        self.busy_sign = BusySign()
+        self._drawn: dict = {}
         self.if_slider.observe(lambda c: self.update(imbalance_factor=c["new"]), names="value")
         self.ceco_lambda_slider.observe(lambda c: self.update(ceco_lambda=c["new"]), names="value")
         self.alpha_slider.observe(lambda c: self.update(alpha=c["new"]), names="value")
-        self.widget = W.VBox([W.HBox([self.if_slider, self.ceco_lambda_slider, self.alpha_slider]), self.figure, self.info])
-        self.update()
+        self.widget = None
+        self.update()  # first state, into the figures before they become widgets
+        self.figure, self.distance_figure = figure_widget(self.figure), figure_widget(self.distance_figure)
+        self.widget = W.VBox([control_row(self.if_slider, self.ceco_lambda_slider, self.alpha_slider),
+                              self.busy_sign.line, self.headline, self.figure, self.distance_figure, self.info])
 
     def _state(self, imbalance_factor: float):
         """Class sizes, pixel features/labels and learned classifier for one imbalance factor (cached)."""
@@ -103,10 +113,22 @@ class GradientFlowExplorer:
             self._cache[key] = (sizes, feats, labels, ufm.classifier)
         return self._cache[key]
 
-    @single_thread()
     def update(self, imbalance_factor: float | None = None, ceco_lambda: float | None = None,
                alpha: float | None = None) -> None:
-        """Recompute the gradients for the given values (defaults: the sliders') and redraw."""
+        """Recompute the gradients for the given values (defaults: the sliders') and redraw.
+
+        A new imbalance factor retrains the layer-peeled model once (cached; the busy sign shows);
+        only the parts of the figures that change are sent to the browser.
+        """
+        IF = float(imbalance_factor if imbalance_factor is not None else self.if_slider.value)
+        if self.widget is not None and round(IF, 6) not in self._cache:
+            with self.busy_sign.busy(self.widget, "training the layer-peeled model for this imbalance factor"):
+                self._update(imbalance_factor, ceco_lambda, alpha)
+        else:
+            self._update(imbalance_factor, ceco_lambda, alpha)
+
+    @single_thread()
+    def _update(self, imbalance_factor, ceco_lambda, alpha) -> None:
         IF = float(imbalance_factor if imbalance_factor is not None else self.if_slider.value)
         lam = float(ceco_lambda if ceco_lambda is not None else self.ceco_lambda_slider.value)
         alpha = float(alpha if alpha is not None else self.alpha_slider.value)
@@ -116,20 +138,25 @@ class GradientFlowExplorer:
         self.grads_fixed = gf = ceco_gradients(feats, labels, alpha * self.etf_unit, K)
         d_learned = gl.classifier_distances
         min_pair = float(d_learned[-1, -2])
-        title = (f"IF = {IF:.0f} (n_k = {int(sizes[0])} … {int(sizes[-1])}), λ = {lam:.2f}, α = {alpha:.2f}: "
-                 f"‖w_{K - 2} − w_{K - 1}‖ learned {min_pair:.3f} vs ETF {gf.etf_distance:.3f}")
-        plotting.update_gradient_flow(
+        self.headline.value = (
+            f"<b>IF = {IF:.0f} ({NOTATION['n_k']} = {int(sizes[0])} … {int(sizes[-1])}), λ = {lam:.2f}, "
+            f"α = {alpha:.2f}: ‖w<sub>{K - 2}</sub> − w<sub>{K - 1}</sub>‖ learned {min_pair:.3f} vs fixed ETF "
+            f"{gf.etf_distance:.3f}</b>")
+        plotting.update_gradient_bars(
             self.figure, class_sizes=sizes, within=lam * gl.within_norm, between=lam * gl.between_norm,
-            feature_grad_learned=lam * gl.pixel_grad_norm, feature_grad_fixed=lam * gf.pixel_grad_norm,
-            dist_learned=d_learned, dist_fixed=gf.classifier_distances, title=title)
+            pixel_learned=lam * gl.pixel_grad_norm, pixel_fixed=lam * gf.pixel_grad_norm)
+        changed = {}
+        if self._drawn.get("learned") != IF:
+            changed["dist_learned"] = d_learned
+        if self._drawn.get("fixed") != alpha:
+            changed["dist_fixed"] = gf.classifier_distances
+        if changed:
+            plotting.update_distance_heatmaps(self.distance_figure, **changed)
+            self._drawn.update(learned=IF, fixed=alpha)
         ratio_l = float(gl.pixel_grad_norm[-1] / gl.pixel_grad_norm[0])
         ratio_f = float(gf.pixel_grad_norm[-1] / gf.pixel_grad_norm[0])
         self.info.value = (
-            f"Per-pixel gradient of the rarest vs the most frequent class (Eq. 8, ∝ 1/n_k): "
-            f"learned ×{ratio_l:.1f}, fixed ETF ×{ratio_f:.1f}; n_max/n_min = {int(sizes[0]) / int(sizes[-1]):.0f}. "
+            f"Per-pixel gradient of the rarest vs the most frequent class (Eq. 8, ∝ 1/{NOTATION['n_k']}): "
+            f"learned ×{ratio_l:.1f}, fixed ETF ×{ratio_f:.1f}; n<sub>max</sub>/n<sub>min</sub> = {int(sizes[0]) / int(sizes[-1]):.0f}. "
             f"Centre-loss value: learned {float(gl.loss):.3f}, fixed ETF {float(gf.loss):.3f}."
         )
-
-
-
-

@@ -19,7 +19,10 @@ import torch
 from ..nc import nc_metrics
 from ..gradients import mean_pairwise_cosine
 from ..plotting import geometry as plotting
+from ..plotting.style import figure_widget
 from ..ufm import minority_class_sizes, minority_collapse_sweep, train_ufm
+from ._busy import BusySign
+from ._controls import control_row, slider
 from ._threads import single_thread
 
 __all__ = ["MinorityCollapseExplorer", "DEFAULT_RATIOS"]
@@ -71,23 +74,29 @@ class MinorityCollapseExplorer:
         self.seed = int(seed)
         self.train_kwargs = dict(train_kwargs)
         self.figure = plotting.minority_collapse_figure()
-        style = {"description_width": "initial"}
-        self.r_slider = W.FloatLogSlider(value=imbalance_ratio, base=10, min=0, max=3, step=0.05,
-                                         description="imbalance ratio R", readout_format=".0f",
-                                         continuous_update=False, style=style)
-        self.kb_slider = W.IntSlider(value=num_minority, min=1, max=self.num_classes - 1,
-                                     description="minority classes K_B", continuous_update=False, style=style)
+        self.r_slider = slider(W.FloatLogSlider, description="R",
+                               tooltip="imbalance ratio R = n_majority / n_minority",
+                               value=imbalance_ratio, base=10, min=0, max=3, step=0.05, readout_format=".0f",
+                               continuous_update=False)
+        self.kb_slider = slider(W.IntSlider, description="K<sub>B</sub>", description_allow_html=True, tooltip="K_B: number of minority classes",
+                                value=num_minority, min=1, max=self.num_classes - 1, continuous_update=False)
         self.classifier_toggle = W.ToggleButtons(options=[("learned classifier", "learned"),
                                                           ("fixed ETF classifier", "fixed_etf")],
-                                                 value=classifier, description="classifier", style=style)
+                                                 value=classifier, description="classifier",
+                                                 style={"description_width": "80px"})
+        self.headline = W.HTML()
         self.info = W.HTML()
+        self.busy_sign = BusySign()
         self.r_slider.observe(lambda c: self.update(imbalance_ratio=c["new"]), names="value")
         self.kb_slider.observe(lambda c: self.update(num_minority=c["new"]), names="value")
         self.classifier_toggle.observe(lambda c: self.update(classifier=c["new"]), names="value")
-        self.widget = W.VBox([W.HBox([self.r_slider, self.kb_slider]), self.classifier_toggle, self.figure, self.info])
         self.curves: dict = {}
         self._curves_for = None
-        self.update()
+        self.widget = None
+        self.update()  # first state, into the figure before it becomes a widget
+        self.figure = figure_widget(self.figure)
+        self.widget = W.VBox([control_row(self.r_slider, self.kb_slider), self.classifier_toggle,
+                              self.busy_sign.line, self.headline, self.figure, self.info])
 
     # ------------------------------------------------------------------ callbacks
     def _train_kwargs(self) -> dict:
@@ -115,10 +124,17 @@ class MinorityCollapseExplorer:
             learned=self.curves["learned"] if num_minority >= 2 else empty,
             fixed=self.curves["fixed_etf"] if num_minority >= 2 else empty)
 
-    @single_thread()
     def update(self, imbalance_ratio: float | None = None, num_minority: int | None = None,
                classifier: str | None = None) -> None:
         """Retrain the model for the given values (defaults: the widgets' values) and redraw."""
+        if self.widget is None:  # first state, before the widget is shown
+            self._update(imbalance_ratio, num_minority, classifier)
+            return
+        with self.busy_sign.busy(self.widget, "retraining the layer-peeled model"):
+            self._update(imbalance_ratio, num_minority, classifier)
+
+    @single_thread()
+    def _update(self, imbalance_ratio, num_minority, classifier) -> None:
         R = float(imbalance_ratio if imbalance_ratio is not None else self.r_slider.value)
         KB = int(num_minority if num_minority is not None else self.kb_slider.value)
         kind = classifier if classifier is not None else self.classifier_toggle.value
@@ -140,11 +156,12 @@ class MinorityCollapseExplorer:
                         f"(ETF {-1 / (K - 1):.3f})")
         else:
             cos_w = None
-            headline = "one minority class: no minority pair to compare (move K_B ≥ 2)"
+            headline = "one minority class: no minority pair to compare (move K<sub>B</sub> ≥ 2)"
         name = "learned" if kind == "learned" else "fixed ETF"
-        title = f"R = {R:.0f}, K_B = {KB} of {K}, {name} W — {headline}"
+        title = f"R = {R:.0f}, K<sub>B</sub> = {KB} of {K}, {name} W — {headline}"
+        self.headline.value = f"<b>{title}</b>"
         with self.figure.batch_update():
-            plotting.update_minority_geometry(self.figure, res.classifier, centred, minority=minority, title=title)
+            plotting.update_minority_geometry(self.figure, res.classifier, centred, minority=minority)
             plotting.update_minority_curves(
                 self.figure, current_ratio=R,
                 current_learned=cos_w if kind == "learned" else None,
@@ -154,6 +171,15 @@ class MinorityCollapseExplorer:
         self.info.value = (
             f"Trained {len(loss) - 1} full-batch steps: loss {float(loss[0]):.4f} → {float(loss[-1]):.6f} "
             f"(change over the last 10 steps {float(loss[-11] - loss[-1]):.1e}). "
-            f"Class sizes n_k: {', '.join(f'{n:.3g}' for n in sizes.tolist())}. "
+            f"Class sizes n<sub>k</sub>: {', '.join(f'{n:.3g}' for n in sizes.tolist())}. "
             f"NC1 = {self.stats['nc1']:.2e}, NC3 = {self.stats['self_duality']:.2e}."
-        )
+        ) + self._nc1_note()
+
+    def _nc1_note(self) -> str:
+        """A sentence when Papyan's NC1 is large only because Σ_B is nearly singular (see the lesson text)."""
+        nc1, quotient = float(self.stats["nc1"]), float(self.stats["nc1_quotient"])
+        if nc1 > 1e3 * max(quotient, 1e-300) and nc1 > 1e-6:
+            return (f" NC1 = {nc1:.1e} but Tr Σ<sub>W</sub> / Tr Σ<sub>B</sub> = {quotient:.1e}: the features sit on "
+                    f"their class means; NC1's pseudo-inverse Σ<sub>B</sub><sup>†</sup> amplifies round-off because "
+                    f"merged minority means make Σ<sub>B</sub> nearly singular.")
+        return ""
