@@ -8,7 +8,6 @@ folder. Every output that carries a verdict (:data:`ceco_lite.verdicts.METADATA_
 """
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -21,7 +20,6 @@ from ceco_lite.verdicts import METADATA_KEY, holds
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LESSONS = {n: REPO_ROOT / "lessons" / f for n, f in (
     ("01", "01_simplex_etf.ipynb"), ("02", "02_neural_and_minority_collapse.ipynb"), ("04", "04_gradient_flow.ipynb"))}
-REAL_DATA = os.environ.get("CECO_DATA_DIR")
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
 
@@ -52,19 +50,17 @@ def _verdicts(nb) -> list[dict]:
     return [o["metadata"][METADATA_KEY] for o in _outputs(nb) if METADATA_KEY in o.get("metadata", {})]
 
 
-def _data_settings():
-    real = pytest.param("real", marks=pytest.mark.skipif(
-        not REAL_DATA or not Path(REAL_DATA, "cifar").is_dir(), reason="CECO_DATA_DIR with cifar/ not set"))
-    return [real, "empty"]
-
-
 @pytest.mark.timeout(3 * CELL_TIMEOUT_S)
-@pytest.mark.parametrize("data", _data_settings())
+@pytest.mark.parametrize("data", ["real", "empty"])
 @pytest.mark.parametrize("number", sorted(LESSONS))
-def test_lesson_verdicts_hold(number, data, tmp_path, monkeypatch):
+def test_lesson_verdicts_hold(number, data, tmp_path, monkeypatch, request):
     empty = tmp_path / "no-data"
     empty.mkdir()
-    nb = _run(LESSONS[number], tmp_path / "lessons", Path(REAL_DATA) if data == "real" else empty, monkeypatch)
+    if data == "real":
+        root = request.getfixturevalue("data_dir")  # CECO_DATA_DIR or <repo>/../shared/data; skips when absent
+        if not (root / "cifar").is_dir():
+            pytest.skip(f"no cifar/ under the real data root {root}")
+    nb = _run(LESSONS[number], tmp_path / "lessons", root if data == "real" else empty, monkeypatch)
     errors = [o for o in _outputs(nb) if o.output_type == "error"]
     assert not errors, [e.ename for e in errors]
     verdicts = _verdicts(nb)
