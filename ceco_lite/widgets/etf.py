@@ -15,6 +15,7 @@ import torch
 from ..etf import check_simplex_etf, lemma1_bound, max_pairwise_cosine, simplex_etf, spread_unit_vectors
 from ..plotting import geometry as plotting
 from ..plotting.style import NOTATION, display_data, figure_widget
+from ._busy import BusySign
 from ._controls import control_row, slider
 from ._threads import single_thread
 
@@ -212,10 +213,16 @@ class SpreadAnimation:
         self.restart_button = W.Button(description="new random start", icon="refresh",
                                        layout=W.Layout(width="auto", min_width="180px"))
         self.output = W.Output(layout=W.Layout(min_height="460px"))
-        self.k_slider.observe(lambda change: self.update(num_classes=change["new"]), names="value")
-        self.restart_button.on_click(lambda _: self.update(seed=self.seed + 1))
-        self.widget = W.VBox([control_row(self.k_slider, self.restart_button), self.output])
+        self.busy_sign = BusySign()
+        self.k_slider.observe(lambda change: self._update_busy(num_classes=change["new"]), names="value")
+        self.restart_button.on_click(lambda _: self._update_busy(seed=self.seed + 1))
+        self.widget = W.VBox([control_row(self.k_slider, self.restart_button), self.busy_sign.line, self.output])
         self.update(num_classes=num_classes)
+
+    def _update_busy(self, **values) -> None:
+        # a new animation takes the browser about a second or two to receive and draw
+        with self.busy_sign.busy(self.widget, "running the optimiser and drawing its animation"):
+            self.update(**values)
 
     @single_thread()
     def update(self, num_classes: int | None = None, seed: int | None = None) -> None:

@@ -138,20 +138,18 @@ class SyntheticDataExplorer:
         )
 
     def update(self, *, imbalance_factor: float | None = None, context_strength: float | None = None) -> None:
-        """Show a slider position (the sliders' callback); generates it first, with a busy sign, if not stored."""
+        """Show a slider position (the sliders' callback), under a busy sign; generates it first if not stored."""
         f = check_imbalance_factor(self.imbalance.value if imbalance_factor is None else imbalance_factor)
         c = self._check_context(self.context.value if context_strength is None else context_strength)
-        if (f, c) in self.cache:
-            images, masks, stats = self.cache[(f, c)]
-        else:
-            with self.sign.busy(self.widget, f"generating {self.num_images} images"):
-                images, masks, stats = self.compute(f, c)
-        self.stats = stats
-        update_mask_grid(self.samples, images, {"mask": masks}, palette=self.palette)
-        update_class_histogram(self.figure, stats["pixel_counts"], stats["center_counts"], self._names())
-        for view in self.views:
-            view.redraw()
-        self._write_status(stats)
+        stored = (f, c) in self.cache
+        with self.sign.busy(self.widget, "drawing" if stored else f"generating {self.num_images} images"):
+            images, masks, stats = self.cache[(f, c)] if stored else self.compute(f, c)
+            self.stats = stats
+            update_mask_grid(self.samples, images, {"mask": masks}, palette=self.palette)
+            update_class_histogram(self.figure, stats["pixel_counts"], stats["center_counts"], self._names())
+            for view in self.views:
+                view.redraw()
+            self._write_status(stats)
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)

@@ -6,6 +6,7 @@ from typing import Mapping, Sequence
 import ipywidgets as W
 
 from ..plotting.segmentation import embedding_figure, update_embedding
+from ._busy import BusySign
 from ._figure_view import FigureView
 
 __all__ = ["TSNEExplorer"]
@@ -42,10 +43,16 @@ class TSNEExplorer:
         self.figure = embedding_figure(first["embedding"], first["labels"], self.class_names, palette=palette,
                                        num_classes=len(self.class_names))
         self.view = FigureView(self.figure)
+        self.busy_sign = BusySign()
         for w, key in ((self.run, "run"), (self.epoch, "epoch"), (self.subset, "subset")):
-            w.observe(lambda ch, key=key: self.update(**{key: ch["new"]}), names="value")
-        self.widget = W.VBox([self.run, self.epoch, self.subset, self.view.output])
+            w.observe(lambda ch, key=key: self._update_busy(**{key: ch["new"]}), names="value")
+        self.widget = W.VBox([self.run, self.epoch, self.subset, self.busy_sign.line, self.view.output])
         self.update()
+
+    def _update_busy(self, **values) -> None:
+        # the browser takes about a second to receive and draw several thousand points
+        with self.busy_sign.busy(self.widget, "drawing the embedding"):
+            self.update(**values)
 
     def update(self, *, run: str | None = None, epoch: int | None = None, subset: str | None = None) -> None:
         """Show embedding ``(run, epoch)`` restricted to ``subset`` (no recomputation)."""
