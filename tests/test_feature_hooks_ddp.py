@@ -64,6 +64,7 @@ def _ddp_worker(rank, world, port, tmp):
         grads = {n: p.grad.clone() for n, p in model.named_parameters()}
         if rank == 0:
             torch.save({"grads": grads}, os.path.join(tmp, "ddp.pt"))
+        dist.barrier()  # no rank tears the group down while another still uses it (gloo aborts then)
     finally:
         dist.destroy_process_group()
 

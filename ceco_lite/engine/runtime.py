@@ -208,6 +208,8 @@ def start_runtime(config) -> Iterator[Runtime]:
                       distributed=distributed,
                       process_group=dist.group.WORLD if (distributed and config.ceco_sync == "global") else None,
                       eval_batch_size=eval_bs, progress=config.progress and rank == 0)
+        if init_here:
+            dist.barrier()  # every rank is done before the group is torn down (gloo aborts a rank otherwise)
     finally:
         if config.num_threads:
             torch.set_num_threads(old_threads)
