@@ -373,15 +373,21 @@ def output_html(output: dict, key: str) -> str:
 
 
 def count_figures(nb: nbformat.NotebookNode, figures: dict[str, dict]) -> int:
-    """Plotly figures a page of ``nb`` shows: FigureWidgets inside displayed widgets, and figure outputs."""
+    """Plotly figures a page of ``nb`` shows: FigureWidgets and figures in Output widgets inside displayed
+    widgets, and figure outputs."""
     state = nb.metadata.get("widgets", {}).get(WIDGET_STATE_MIME, {}).get("state", {})
     seen: set[str] = set()
+    in_outputs = 0
 
     def walk(model_id: str) -> None:
+        nonlocal in_outputs
         if model_id in seen or model_id not in state:
             return
         seen.add(model_id)
-        for child in state[model_id].get("state", {}).get("children", []):
+        model = state[model_id]
+        if model.get("model_name") == "OutputModel":
+            in_outputs += sum(PLOTLY_MIME in o.get("data", {}) for o in model.get("state", {}).get("outputs", []))
+        for child in model.get("state", {}).get("children", []):
             walk(_ref(child) or "")
 
     count = 0
@@ -392,7 +398,7 @@ def count_figures(nb: nbformat.NotebookNode, figures: dict[str, dict]) -> int:
                 walk(data[WIDGET_VIEW_MIME]["model_id"])
             elif PLOTLY_MIME in data:
                 count += 1
-    return count + sum(model_id in figures for model_id in seen)
+    return count + in_outputs + sum(model_id in figures for model_id in seen)
 
 
 class StaticWidgets(Preprocessor):

@@ -1,6 +1,7 @@
 """Lesson 1 widgets: setting a slider's value changes the figure, and what is drawn is right."""
 from __future__ import annotations
 
+import base64
 import json
 
 import numpy as np
@@ -10,8 +11,11 @@ import torch
 pytest.importorskip("ipywidgets")
 pytest.importorskip("plotly")
 
-from ceco_lite import lemma1_bound  # noqa: E402
+from ceco_lite import lemma1_bound, simplex_etf  # noqa: E402
+from ceco_lite.plotting import geometry  # noqa: E402
+from ceco_lite.plotting.style import figure_widget  # noqa: E402
 from ceco_lite.widgets import ETFExplorer, Lemma1Explorer, SpreadAnimation  # noqa: E402
+from ceco_lite.widgets._figure_view import PLOTLY_MIME  # noqa: E402
 
 
 def test_etf_explorer_k_slider_redraws_gram_and_vectors():
@@ -133,28 +137,54 @@ def test_sliders_leave_room_for_their_tracks():
             assert track_width_px(width, label) >= 150
 
 
+def _etf_lesson_figure_widget():
+    """The 3-D ETF figure as a lesson FigureWidget (as lessons 2 and 4 show their figures)."""
+    fig = geometry.etf_vectors_figure()
+    geometry.update_etf_vectors(fig, simplex_etf(4, 3, generator=torch.Generator().manual_seed(0),
+                                                 dtype=torch.float64))
+    return figure_widget(fig)
+
+
 def test_lesson_figures_do_not_sync_plotly_default_deltas():
     """The figures ignore plotly.js's trace/layout default deltas (the source of the browser tracebacks)."""
-    ex = ETFExplorer(num_classes=4)
-    for fig in (ex.figure, ex.gram_figure):
-        assert "_js2py_traceDeltas" not in fig.keys
-        assert "_py2js_restyle" in fig.keys  # updates from Python still reach the browser
-        # a delta message as plotly.js sends it (numpy arrays come back as objects) is ignored
-        fig.set_state({"_js2py_traceDeltas": {"trace_deltas": [{"uid": fig.data[0].uid, "x": {"0": 1.0}}],
-                                              "trace_edit_id": fig._last_trace_edit_id}})
-        assert len(fig.data[0].x) == 4
+    fig = _etf_lesson_figure_widget()
+    assert "_js2py_traceDeltas" not in fig.keys
+    assert "_py2js_restyle" in fig.keys  # updates from Python still reach the browser
+    # a delta message as plotly.js sends it (numpy arrays come back as objects) is ignored
+    fig.set_state({"_js2py_traceDeltas": {"trace_deltas": [{"uid": fig.data[0].uid, "x": {"0": 1.0}}],
+                                          "trace_edit_id": fig._last_trace_edit_id}})
+    assert len(fig.data[0].x) == 4
 
 
 def test_figure_widgets_open_with_their_whole_state_in_plain_json():
     """The first message of a lesson figure holds every trace and the layout, as plain lists (no binary buffers)."""
-    import json
-
-    ex = ETFExplorer(num_classes=4)
-    state = ex.figure.get_state()
+    fig = _etf_lesson_figure_widget()
+    state = fig.get_state()
     data = state["_widget_data"]
     assert len(data) == 4 and state["_widget_layout"]["scene"]["aspectmode"] == "cube"
     json.dumps(state, allow_nan=False)  # plain JSON: raises on numpy arrays, memoryviews and NaN
-    np.testing.assert_allclose(data[0]["x"], ex.figure.data[0].x)
+    np.testing.assert_allclose(data[0]["x"], fig.data[0].x)
     assert None in data[2]["x"]  # the rays' NaN separators arrive as null
-    gram = np.array(ex.gram_figure.get_state()["_widget_data"][0]["z"])
-    np.testing.assert_allclose(gram, ex.vectors.T @ ex.vectors)  # the first state, not the builder's placeholder
+
+
+def _values(a):
+    """A plotly JSON array: a list, or plotly's typed-array encoding ``{"dtype", "bdata"}``."""
+    if isinstance(a, dict):
+        return np.frombuffer(base64.b64decode(a["bdata"]), dtype=np.dtype(a["dtype"]).newbyteorder("<"))
+    return np.asarray(a, dtype=float)
+
+
+def test_etf_explorer_redraws_its_outputs_with_the_new_etf():
+    """The ETF explorer's two figures are drawn in Outputs; a new rotation redraws the 3-D view only."""
+    ex = ETFExplorer(num_classes=4)
+    view3d, gram_view = ex.views
+    shown = view3d.output.outputs[0]["data"][PLOTLY_MIME]["data"]
+    np.testing.assert_allclose(_values(shown[0]["x"]), ex.vectors[0].numpy())
+    z = gram_view.output.outputs[0]["data"][PLOTLY_MIME]["data"][0]["z"]
+    gram = _values(z).reshape(4, 4) if isinstance(z, dict) else np.array(z, dtype=float)
+    np.testing.assert_allclose(gram, (ex.vectors.T @ ex.vectors).numpy())
+    before = gram_view.output.outputs
+    ex.rotate_button.click()
+    shown = view3d.output.outputs[0]["data"][PLOTLY_MIME]["data"]
+    np.testing.assert_allclose(_values(shown[0]["x"]), ex.vectors[0].numpy())
+    assert gram_view.output.outputs is before  # the Gram matrix does not depend on the rotation

@@ -12,11 +12,18 @@ from __future__ import annotations
 import ipywidgets as W
 import torch
 
-from ..etf import check_simplex_etf, lemma1_bound, max_pairwise_cosine, simplex_etf, spread_unit_vectors
+from ..etf import (
+    check_simplex_etf,
+    lemma1_bound,
+    max_pairwise_cosine,
+    simplex_etf,
+    spread_unit_vectors,
+)
 from ..plotting import geometry as plotting
-from ..plotting.style import NOTATION, display_data, figure_widget
+from ..plotting.style import NOTATION, display_data
 from ._busy import BusySign
 from ._controls import control_row, slider
+from ._figure_view import FigureView
 from ._threads import single_thread
 
 __all__ = ["ETFExplorer", "Lemma1Explorer", "SpreadAnimation"]
@@ -40,10 +47,12 @@ class ETFExplorer:
     Attributes
     ----------
     widget : ipywidgets.VBox
-    figure : plotly.graph_objects.FigureWidget
+    figure : plotly.graph_objects.Figure
         The 3-D view (:func:`ceco_lite.plotting.geometry.etf_vectors_figure`).
-    gram_figure : plotly.graph_objects.FigureWidget
+    gram_figure : plotly.graph_objects.Figure
         The Gram matrix (:func:`ceco_lite.plotting.geometry.gram_figure`).
+    views : tuple of FigureView
+        Where the two figures are shown (redrawn after each change).
     k_slider : ipywidgets.IntSlider
     headline : ipywidgets.HTML
         What the figures show for the current K.
@@ -66,10 +75,12 @@ class ETFExplorer:
         self._gram_for = None
         self.k_slider.observe(lambda change: self.update(num_classes=change["new"]), names="value")
         self.rotate_button.on_click(lambda _: self.update(seed=self.seed + 1))
-        self.update(num_classes=num_classes)  # first state, into the figures before they become widgets
-        self.figure, self.gram_figure = figure_widget(self.figure), figure_widget(self.gram_figure)
+        # drawn by JupyterLab's plotly renderer inside Outputs: no plotly widget model that could fail to
+        # initialise in a loaded browser and leave the figure frozen
+        self.views = (FigureView(self.figure), FigureView(self.gram_figure))
+        self.update(num_classes=num_classes)
         self.widget = W.VBox([control_row(self.k_slider, self.rotate_button), self.headline,
-                              W.HBox([self.figure, self.gram_figure], layout=W.Layout(flex_flow="row wrap")),
+                              W.HBox([v.output for v in self.views], layout=W.Layout(flex_flow="row wrap")),
                               self.info])
 
     @single_thread()
@@ -90,6 +101,8 @@ class ETFExplorer:
         if self._gram_for != K:  # the Gram matrix does not depend on the rotation U
             plotting.update_gram(self.gram_figure, M.T @ M)
             self._gram_for = K
+        for view in getattr(self, "views", ()):
+            view.redraw()
         self.info.value = (
             f"Eq. 2 check: max |{NOTATION['gram']} − (K/(K−1)) I + 1/(K−1)| = {check.max_deviation:.1e}; "
             f"column norms equal to {check.scale:.3f}; sum of the columns = "
