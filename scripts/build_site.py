@@ -16,11 +16,11 @@ What it does, lesson by lesson:
 2. Widgets are drawn in their default state, that is as they are after Run All:
    boxes, sliders, dropdowns, toggle buttons, buttons, progress bars and HTML texts
    come from the widget state nbclient keeps (``store_widget_state``), drawn as
-   plain, disabled HTML controls with their values. Plotly ``FigureWidget``\\ s are
-   read from the kernel itself after the last cell (``plotly.io.to_json`` of each
-   live figure): the widget state only holds a ``FigureWidget``'s *initial* data,
-   since later updates reach the browser as messages, and a saved ``FigureWidget``
-   view needs a running kernel and the widget's JavaScript to show anything.
+   plain, disabled HTML controls with their values. The lesson figures (the panes of
+   ``ceco_lite.widgets._figure_view``) and any plotly ``FigureWidget`` are read from the
+   kernel itself after the last cell (each one's current figure): a saved widget view
+   needs a running kernel and the widget's JavaScript to show anything, and a
+   ``FigureWidget``'s saved state holds only its *initial* data.
    Every figure, and every ``go.Figure`` output, becomes an interactive plotly.js
    graph (zoom, pan, hover); ``plotly.min.js`` is copied once into the site folder
    from the installed plotly package, so figures need no network.
@@ -68,21 +68,24 @@ PLOTLY_JS = "plotly.min.js"
 WIDGET_VIEW_MIME = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE_MIME = "application/vnd.jupyter.widget-state+json"
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
-#: what the probe cell displays: ``{model_id: plotly JSON}`` of every live FigureWidget
+#: what the probe cell displays: ``{model_id: plotly JSON}`` of every live figure pane and FigureWidget
 FIGURES_MIME = "application/vnd.ceco-site.figures+json"
 DEFAULT_CELL_TIMEOUT_S = 600
 
-#: run in the lesson's kernel after its last cell: the current figure of every FigureWidget
+#: run in the lesson's kernel after its last cell: the current figure of every pane and FigureWidget
 PROBE_SOURCE = f"""\
 import ipywidgets as _site_widgets
 import plotly.graph_objects as _site_go
 import plotly.io as _site_pio
 from IPython.display import display as _site_display
+from ceco_lite.widgets._figure_view import PlotlyPane as _site_Pane
 
 _site_figures = {{}}
 for _site_id in _site_widgets.Widget.get_manager_state()["state"]:
     _site_w = _site_widgets.widget_serialization["from_json"]("IPY_MODEL_" + _site_id, None)
-    if isinstance(_site_w, _site_go.FigureWidget):
+    if isinstance(_site_w, _site_Pane):
+        _site_figures[_site_id] = _site_w.data.spec
+    elif isinstance(_site_w, _site_go.FigureWidget):
         _site_figures[_site_id] = _site_pio.to_json(_site_w, validate=False)
 _site_display({{{FIGURES_MIME!r}: _site_figures}}, raw=True)
 """
@@ -197,12 +200,12 @@ def select_lessons(names: list[str] | None, lessons_dir: Path = LESSONS_DIR) -> 
 
 def execute_lesson(nb: nbformat.NotebookNode, workdir: Path, *,
                    timeout: int = DEFAULT_CELL_TIMEOUT_S) -> dict[str, dict]:
-    """Execute ``nb`` in place from a fresh kernel in ``workdir``; return the live FigureWidgets' figures.
+    """Execute ``nb`` in place from a fresh kernel in ``workdir``; return the live figures of its widgets.
 
     The kernel is the notebook's (``python3`` by default), started with this
     process's environment. Widget state is kept in ``nb.metadata.widgets``
     (nbclient's ``store_widget_state``). After the last cell, a probe run in the same
-    kernel (not added to ``nb``) reads every ``FigureWidget``'s current figure.
+    kernel (not added to ``nb``) reads the current figure of every figure pane and ``FigureWidget``.
 
     Returns
     -------
@@ -275,14 +278,14 @@ def render_widget(model_id: str, state: dict[str, dict], figures: dict[str, dict
     state : dict
         Widget state as nbclient saves it: ``{model id: {"model_name": ..., "state": {...}}}``.
     figures : dict
-        ``{model id: {"data", "layout"}}`` of the FigureWidgets (their current figures,
-        which replace the initial data kept in ``state``).
+        ``{model id: {"data", "layout"}}`` of the figure widgets (their current figures, from the
+        kernel).
 
     Returns
     -------
     str
         Boxes become flex rows/columns; controls are disabled HTML inputs showing their
-        value; HTML widgets their HTML; FigureWidgets interactive plotly.js graphs; a
+        value; HTML widgets their HTML; figure widgets interactive plotly.js graphs; a
         model that has no view (links, layouts, styles) nothing.
     """
     model = state.get(model_id)
@@ -410,7 +413,7 @@ class StaticWidgets(Preprocessor):
     removed from the notebook's metadata (nothing on the page needs it).
     """
 
-    figures = Dict(help="{model id: figure} of the FigureWidgets, from :func:`execute_lesson`")
+    figures = Dict(help="{model id: figure} of the figure widgets, from :func:`execute_lesson`")
 
     def preprocess(self, nb, resources):
         self._state = nb.metadata.get("widgets", {}).get(WIDGET_STATE_MIME, {}).get("state", {})

@@ -138,7 +138,8 @@ def test_lesson_in_the_browser(lesson, lab, context, tracked_lessons, artifacts_
             if not move.changed:
                 problems.append(f"{control.name}: did not move")
             elif control.views and move.first_ms is None:
-                problems.append(f"{control.name}: moved, but its widget's plot did not change")
+                problems.append(f"{control.name}: moved, but its widget's plot did not change "
+                                f"(kernel idle again after {move.kernel_ms} ms; settled after {move.settle_s:.2f} s)")
         shots = page.screenshot_widgets(shot)
         for cell in page.blank_plots():
             page.screenshot_cell(cell, Path(f"{shot}_blank_cell{cell}.png"))

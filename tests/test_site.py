@@ -102,7 +102,8 @@ def test_widgets_are_drawn_in_their_saved_state():
 
 
 def _tiny_notebook() -> nbformat.NotebookNode:
-    """A FigureWidget created with zeros and updated by a later cell, beside a slider; and a go.Figure."""
+    """A FigureWidget created with zeros and updated by a later cell, beside a slider; a lesson figure pane
+    updated the same way; and a go.Figure."""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.cells = [
@@ -113,6 +114,10 @@ def _tiny_notebook() -> nbformat.NotebookNode:
             "fig = go.FigureWidget(go.Bar(y=[0, 0, 0]))\n"
             "display(w.VBox([w.IntSlider(value=3, min=1, max=9, description='n'), fig]))"),
         nbformat.v4.new_code_cell("fig.data[0].y = [7, 8, 9]"),
+        nbformat.v4.new_code_cell(
+            "from ceco_lite.widgets._figure_view import FigureView\n"
+            "view = FigureView(go.Figure(go.Bar(y=[1, 1])))\ndisplay(view.widget)\n"
+            "view.figure.data[0].y = [4, 2]\nview.redraw()"),
         nbformat.v4.new_code_cell("go.Figure(go.Scatter(y=[5, 6]))"),
     ]
     return nb
@@ -122,21 +127,24 @@ def _tiny_notebook() -> nbformat.NotebookNode:
 def test_page_shows_the_live_figure_and_no_widget_state(tmp_path):
     nb = _tiny_notebook()
     figures = bs.execute_lesson(nb, tmp_path, timeout=120)
-    (figure,) = figures.values()
-    assert figure["data"][0]["y"] == [7, 8, 9]
-    # why the figure is read from the kernel: the saved widget state still holds the initial zeros
     state = nb.metadata.widgets[bs.WIDGET_STATE_MIME]["state"]
-    (model_id,) = figures
+    (model_id,) = [m for m in figures if "_widget_data" in state[m]["state"]]  # the FigureWidget
+    (pane_id,) = [m for m in figures if m != model_id]
+    assert figures[model_id]["data"][0]["y"] == [7, 8, 9]
+    assert figures[pane_id]["data"][0]["y"] == [4, 2]
+    # why the figure is read from the kernel: the saved widget state still holds the initial zeros
     assert state[model_id]["state"]["_widget_data"][0]["y"] == [0, 0, 0]
-    assert len(nb.cells) == 4  # the probe cell is not left in the notebook
-    assert bs.count_figures(nb, figures) == 2  # the FigureWidget and the go.Figure output
+    assert len(nb.cells) == 5  # the probe cell is not left in the notebook
+    assert bs.count_figures(nb, figures) == 3  # the FigureWidget, the pane and the go.Figure output
 
     page = bs.page_html(nb, figures, title="Tiny lesson", nav=bs.nav_html([Path("t.ipynb")], 0))
     assert "<title>Tiny lesson</title>" in page
     assert f'<script src="{bs.PLOTLY_JS}"></script>' in page and "require.min.js" not in page
     assert bs.WIDGET_VIEW_MIME not in page and bs.WIDGET_STATE_MIME not in page
-    assert page.count("Plotly.newPlot") == 2
+    assert page.count("Plotly.newPlot") == 3
     assert f'id="figure-{model_id}"' in page and '"y":[7,8,9]' in page and '"y":[0,0,0]' not in page
+    assert f'id="figure-{pane_id}"' in page and '"y":[4,2]' in page
+    assert "plotly.js v" not in page  # plotly.js is loaded from the site folder, not embedded from a widget
     # the slider in its default state (nbconvert re-serialises output HTML: attributes sorted)
     assert '<input disabled="" max="9" min="1" step="1" type="range" value="3"/>' in page
     assert re.search(r"<details><summary>Answer</summary>\s*<p>The <em>answer</em> is forty-two\.</p>\s*</details>",

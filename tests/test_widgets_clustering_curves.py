@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -126,27 +127,27 @@ def test_clustering_explorer_table_and_verdicts_agree_with_results():
 
 def test_figure_view_redraws_only_changed_figures():
     import plotly.graph_objects as go
-    from ceco_lite.widgets._figure_view import PLOTLY_MIME, FigureView
+    from ceco_lite.widgets._figure_view import FigureView
     fig = go.Figure(data=[go.Bar(x=[1, 2], y=np.array([3.0, 4.0]))])
     view = FigureView(fig)
-    shown = view.output.outputs[0]["data"][PLOTLY_MIME]
-    json.dumps(shown)  # plain JSON (numpy arrays travel as plotly's typed-array encoding)
+    shown = json.loads(view.data.spec)  # JSON text (numpy arrays travel as plotly's typed-array encoding)
     y = shown["data"][0]["y"]
     assert shown["data"][0]["type"] == "bar" and y["dtype"] == "f8"
     assert np.frombuffer(base64.b64decode(y["bdata"]), dtype="<f8").tolist() == [3.0, 4.0]
-    assert not view.redraw()  # unchanged: nothing sent
+    sent = []
+    view.data.observe(lambda change: sent.append(change["new"]), names="spec")
+    assert not view.redraw() and not sent  # unchanged: nothing sent
     fig.data[0].y = [5.0, 1.0]
-    assert view.redraw() and view.output.outputs[0]["data"][PLOTLY_MIME]["data"][0]["y"] == [5.0, 1.0]
-    with pytest.raises(TypeError, match="figure"):
-        FigureView({"data": []})
+    assert view.redraw() and view.shown()["data"][0]["y"] == [5.0, 1.0] and len(sent) == 1
+    with pytest.raises(TypeError, match="figure must be a plotly"):
+        FigureView([1, 2])
 
 
 def test_widgets_show_their_figure_through_the_view():
     hist = {"a": [{"epoch": 1, "miou": 1.0}, {"epoch": 2, "miou": 2.0}]}
     rc = TrainingCurvesExplorer(hist, ["miou"])
-    from ceco_lite.widgets._figure_view import PLOTLY_MIME
-    shown = rc.view.output.outputs[0]["data"][PLOTLY_MIME]["data"][0]
-    assert shown["y"] == [1.0, 2.0] and rc.view.output in rc.widget.children
+    shown = rc.view.shown()["data"][0]
+    assert shown["y"] == [1.0, 2.0] and rc.view.widget in rc.widget.children
 
 
 def test_curves_dropdown_shows_plain_text_and_the_axis_keeps_the_notation():
@@ -157,9 +158,37 @@ def test_curves_dropdown_shows_plain_text_and_the_axis_keeps_the_notation():
     assert rc.figure.layout.yaxis.title.text == "Std<sub>k≠k′</sub> cos"
 
 
-def test_figure_view_output_is_not_echoed_back():
+def test_figure_panes_share_one_plotly_library():
+    """Every pane refers to the kernel's one PlotlyLibrary (plotly.js is sent once), whose source is the
+    installed plotly.js; a closed library is replaced by a new one."""
+    import plotly
+    import plotly.graph_objects as go
+    from ceco_lite.widgets._figure_view import FigureView, plotly_library
+    a, b = FigureView(go.Figure()), FigureView(go.Figure())
+    library = plotly_library()
+    assert a.widget.library is library and b.widget.library is library
+    js = (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_text(encoding="utf-8")
+    assert library.source == js and library.version == plotly.__version__
+    state = a.widget.get_state()
+    assert state["library"] == "IPY_MODEL_" + library.model_id and "source" not in state
+    assert len(a.widget._esm) < 10_000  # each pane's own script is small
+    library.close()
+    assert plotly_library() is not library and FigureView(go.Figure()).widget.library is plotly_library()
+
+
+def test_a_redraw_changes_only_the_figure_data_model():
+    """The figure lives in a plain ipywidgets model; a redraw sends one message to it and none to the pane
+    or the library (an anywidget model that initialised late in the browser drops messages)."""
     import plotly.graph_objects as go
     from ceco_lite.widgets._figure_view import FigureView
-    view = FigureView(go.Figure())
-    assert view.output.trait_metadata("outputs", "echo_update") is False  # the browser's copy is not re-sent
-    assert view.output.trait_metadata("outputs", "sync") is True
+    view = FigureView(go.Figure(go.Scatter(y=[1, 2])))
+    assert (view.data._model_module, view.data._model_name) == ("@jupyter-widgets/base", "WidgetModel")
+    assert view.widget.get_state()["data"] == "IPY_MODEL_" + view.data.model_id
+    assert json.loads(view.data.get_state()["spec"])["data"][0]["y"] == [1, 2]  # in the first message
+    sent = {"pane": [], "data": []}
+    view.widget.observe(lambda change: sent["pane"].append(change["name"]))
+    view.widget.library.observe(lambda change: sent["pane"].append(change["name"]))
+    view.data.observe(lambda change: sent["data"].append(change["name"]))
+    view.figure.data[0].y = [3, 4]
+    assert view.redraw()
+    assert sent == {"pane": [], "data": ["spec"]}

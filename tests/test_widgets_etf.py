@@ -13,9 +13,7 @@ pytest.importorskip("plotly")
 
 from ceco_lite import lemma1_bound, simplex_etf  # noqa: E402
 from ceco_lite.plotting import geometry  # noqa: E402
-from ceco_lite.plotting.style import figure_widget  # noqa: E402
 from ceco_lite.widgets import ETFExplorer, Lemma1Explorer, SpreadAnimation  # noqa: E402
-from ceco_lite.widgets._figure_view import PLOTLY_MIME  # noqa: E402
 
 
 def test_etf_explorer_k_slider_redraws_gram_and_vectors():
@@ -105,8 +103,7 @@ def test_spread_animation_frames_and_convergence():
     assert last["data"][2]["y"][0] == pytest.approx(-1 / 3, abs=1e-6)  # Lemma 1 equality: an ETF
     assert None in last["data"][1]["x"]  # rays separated by null (JSON has no NaN)
     json.dumps(fig, allow_nan=False)
-    out = anim.output.outputs[0]["data"]["application/vnd.plotly.v1+json"]
-    assert len(out["frames"]) == len(snaps)
+    assert len(anim.view.shown()["frames"]) == len(snaps)  # what the browser received
     anim.k_slider.value = 5  # d = 3 < K - 1 = 4: stays above the bound
     assert float(anim.history.max_cosine[-1]) > lemma1_bound(5) + 0.1
     title = anim.figure["layout"]["title"]["text"]
@@ -114,7 +111,9 @@ def test_spread_animation_frames_and_convergence():
     before = anim.history.vectors[0].clone()
     anim.restart_button.click()  # a new random start
     assert not torch.allclose(anim.history.vectors[0], before)
-    assert len(anim.output.outputs) == 1  # the new animation replaced the old one
+    pane = anim.view.widget
+    assert anim.view.shown()["frames"][0]["data"][0]["x"] == pytest.approx(anim.history.vectors[0][0].tolist())
+    assert anim.view.widget is pane  # the new animation replaced the old one in the same pane
 
 
 def test_widgets_restore_torch_threads():
@@ -137,36 +136,6 @@ def test_sliders_leave_room_for_their_tracks():
             assert track_width_px(width, label) >= 150
 
 
-def _etf_lesson_figure_widget():
-    """The 3-D ETF figure as a lesson FigureWidget (as lessons 2 and 4 show their figures)."""
-    fig = geometry.etf_vectors_figure()
-    geometry.update_etf_vectors(fig, simplex_etf(4, 3, generator=torch.Generator().manual_seed(0),
-                                                 dtype=torch.float64))
-    return figure_widget(fig)
-
-
-def test_lesson_figures_do_not_sync_plotly_default_deltas():
-    """The figures ignore plotly.js's trace/layout default deltas (the source of the browser tracebacks)."""
-    fig = _etf_lesson_figure_widget()
-    assert "_js2py_traceDeltas" not in fig.keys
-    assert "_py2js_restyle" in fig.keys  # updates from Python still reach the browser
-    # a delta message as plotly.js sends it (numpy arrays come back as objects) is ignored
-    fig.set_state({"_js2py_traceDeltas": {"trace_deltas": [{"uid": fig.data[0].uid, "x": {"0": 1.0}}],
-                                          "trace_edit_id": fig._last_trace_edit_id}})
-    assert len(fig.data[0].x) == 4
-
-
-def test_figure_widgets_open_with_their_whole_state_in_plain_json():
-    """The first message of a lesson figure holds every trace and the layout, as plain lists (no binary buffers)."""
-    fig = _etf_lesson_figure_widget()
-    state = fig.get_state()
-    data = state["_widget_data"]
-    assert len(data) == 4 and state["_widget_layout"]["scene"]["aspectmode"] == "cube"
-    json.dumps(state, allow_nan=False)  # plain JSON: raises on numpy arrays, memoryviews and NaN
-    np.testing.assert_allclose(data[0]["x"], fig.data[0].x)
-    assert None in data[2]["x"]  # the rays' NaN separators arrive as null
-
-
 def _values(a):
     """A plotly JSON array: a list, or plotly's typed-array encoding ``{"dtype", "bdata"}``."""
     if isinstance(a, dict):
@@ -174,17 +143,17 @@ def _values(a):
     return np.asarray(a, dtype=float)
 
 
-def test_etf_explorer_redraws_its_outputs_with_the_new_etf():
-    """The ETF explorer's two figures are drawn in Outputs; a new rotation redraws the 3-D view only."""
+def test_etf_explorer_redraws_its_panes_with_the_new_etf():
+    """The ETF explorer's two figures reach the browser through panes; a new rotation resends the 3-D view only."""
     ex = ETFExplorer(num_classes=4)
     view3d, gram_view = ex.views
-    shown = view3d.output.outputs[0]["data"][PLOTLY_MIME]["data"]
+    shown = view3d.shown()["data"]
     np.testing.assert_allclose(_values(shown[0]["x"]), ex.vectors[0].numpy())
-    z = gram_view.output.outputs[0]["data"][PLOTLY_MIME]["data"][0]["z"]
+    z = gram_view.shown()["data"][0]["z"]
     gram = _values(z).reshape(4, 4) if isinstance(z, dict) else np.array(z, dtype=float)
     np.testing.assert_allclose(gram, (ex.vectors.T @ ex.vectors).numpy())
-    before = gram_view.output.outputs
+    before = gram_view.data.spec
     ex.rotate_button.click()
-    shown = view3d.output.outputs[0]["data"][PLOTLY_MIME]["data"]
+    shown = view3d.shown()["data"]
     np.testing.assert_allclose(_values(shown[0]["x"]), ex.vectors[0].numpy())
-    assert gram_view.output.outputs is before  # the Gram matrix does not depend on the rotation
+    assert gram_view.data.spec is before  # the Gram matrix does not depend on the rotation: not resent

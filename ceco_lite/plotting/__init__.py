@@ -1,4 +1,4 @@
-"""Plotly figures of the lessons: builders return a :class:`plotly.graph_objects.FigureWidget`
+"""Plotly figures of the lessons: builders return a :class:`plotly.graph_objects.Figure`
 whose traces the matching ``update_*`` function rewrites in place, so a slider never rebuilds a
 figure. The numbers come from the library; these modules only draw.
 

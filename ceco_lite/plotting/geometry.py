@@ -5,13 +5,10 @@ figures live here, widget wiring lives in :mod:`ceco_lite.widgets`, and the
 notebooks only call widgets.  Every *builder* returns a
 complete :class:`plotly.graph_objects.Figure` (traces, layout and style) whose traces have
 fixed positions (named in the builder's docstring); a widget fills it with its first
-state and only then turns it into a
-:class:`~ceco_lite.plotting.style.LessonFigureWidget`
-(:func:`~ceco_lite.plotting.style.figure_widget`), so that the browser receives the whole
-figure when the widget opens and no update can get lost before it is shown. The matching *updater* writes
-new data into those traces inside one ``fig.batch_update()``, so a slider move costs
-at most one message per figure, and a figure whose numbers did not change is not
-redrawn at all (plotly sends only changed properties). Builders take no tensors;
+state and shows it (``ceco_lite.widgets._figure_view.FigureView``). The matching *updater*
+writes new data into those traces in place, and the widget then sends the figure to the
+browser in one message, where plotly.js redraws only what changed (``Plotly.react``); a
+figure whose numbers did not change is not sent at all. Builders take no tensors;
 updaters take numpy arrays or tensors.
 
 What a figure costs in the browser: every update redraws the whole figure, and text
@@ -31,6 +28,8 @@ Other lessons add their own section at the end, following the same pattern.
 """
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import math
 
@@ -321,35 +320,37 @@ def spread_animation_figure(*, steps, max_cosine, bound: float, snapshot_steps, 
     Returns
     -------
     dict
-        A plotly figure as JSON (``data``, ``layout``, ``frames``), e.g. for
-        :func:`ceco_lite.plotting.style.display_data`.
+        A plotly figure as JSON (``data``, ``layout``, ``frames``).
     """
-    fig = spread_figure()
     snaps = to_numpy(snapshot_steps).astype(int)
     V = to_numpy(vectors)
     curve = to_numpy(max_cosine)
-    update_spread_figure(fig, vectors=V[0], steps=steps, max_cosine=curve, bound=bound, step=int(snaps[0]),
-                         step_value=float(curve[snaps[0]]), title=title)
-    play = dict(frame=dict(duration=frame_ms, redraw=True), fromcurrent=True, transition=dict(duration=0))
-    fig.update_layout(
-        updatemenus=[dict(type="buttons", direction="left", x=0.0, xanchor="left", y=-0.02, yanchor="top",
-                          pad=dict(t=40, l=0), showactive=False,
-                          buttons=[dict(label="▶ play", method="animate", args=[None, play]),
-                                   dict(label="❚❚ pause", method="animate",
-                                        args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])],
-        margin=dict(t=110, b=150), title=dict(y=0.93, yanchor="top"))
-    out = json.loads(pio.to_json(fig, validate=False))
+    s = to_numpy(steps)
+    out = copy.deepcopy(_spread_animation_base(int(frame_ms)))
+    data, layout = out["data"], out["layout"]
+
+    def vector_traces(points):
+        P = _pad_to_3d(points)
+        xs, ys, zs = _segments_from_origin(P)
+        return ({"x": P[0].tolist(), "y": P[1].tolist(), "z": P[2].tolist()},
+                {"x": _nan_to_none(xs), "y": _nan_to_none(ys), "z": _nan_to_none(zs)})
+
+    first_vectors, first_rays = vector_traces(V[0])
+    data[0].update(first_vectors, marker=dict(size=6, color=[class_color(c) for c in range(V.shape[2])]))
+    data[1].update(first_rays)
+    data[2].update(x=s.tolist(), y=curve.tolist())
+    data[3].update(x=[float(s[0]), float(s[-1])], y=[float(bound), float(bound)])
+    data[4].update(x=[float(snaps[0])], y=[float(curve[snaps[0]])])
+    layout["xaxis"]["range"] = [float(s[0]), float(s[-1])]
+    layout["title"]["text"] = title
     frames = []
     for i, t in enumerate(snaps):
-        P = _pad_to_3d(V[i])
-        xs, ys, zs = _segments_from_origin(P)
-        nan_to_none = lambda a: [None if not np.isfinite(v) else float(v) for v in a]  # noqa: E731
+        vec, rays = vector_traces(V[i])
         frames.append({"name": str(int(t)), "traces": [0, 1, 4], "data": [
-            {"type": "scatter3d", "x": P[0].tolist(), "y": P[1].tolist(), "z": P[2].tolist()},
-            {"type": "scatter3d", "x": nan_to_none(xs), "y": nan_to_none(ys), "z": nan_to_none(zs)},
+            {"type": "scatter3d", **vec}, {"type": "scatter3d", **rays},
             {"type": "scatter", "x": [float(t)], "y": [float(curve[t])]}]})
     out["frames"] = frames
-    out["layout"]["sliders"] = [dict(
+    layout["sliders"] = [dict(
         active=0, x=0.47, len=0.53, y=-0.02, yanchor="top", pad=dict(t=40), ticklen=2,
         font=dict(color="rgba(0,0,0,0)"),  # no label under each of the many ticks
         currentvalue=dict(prefix="step ", font=dict(size=12, color="#2a3f5f")),
@@ -357,6 +358,27 @@ def spread_animation_figure(*, steps, max_cosine, bound: float, snapshot_steps, 
                     args=[[str(int(t))], dict(mode="immediate", frame=dict(duration=0, redraw=True),
                                               transition=dict(duration=0))]) for t in snaps])]
     return out
+
+
+def _nan_to_none(values) -> list:
+    """``values`` as a list of floats, NaN / inf as ``None`` (JSON null: a gap for plotly.js)."""
+    return [float(v) if np.isfinite(v) else None for v in values]
+
+
+@functools.lru_cache(maxsize=4)
+def _spread_animation_base(frame_ms: int) -> dict:
+    """:func:`spread_figure` with its play / pause buttons, as plotly JSON (built once: building the
+    plotly objects takes far longer than filling in the numbers)."""
+    fig = spread_figure()
+    play = dict(frame=dict(duration=frame_ms, redraw=True), fromcurrent=True, transition=dict(duration=0))
+    fig.update_layout(
+        updatemenus=[dict(type="buttons", direction="left", x=0.0, xanchor="left", y=-0.02, yanchor="top",
+                          pad=dict(t=40, l=0), showactive=False,
+                          buttons=[dict(label="▶ play", method="animate", args=[None, play]),
+                                   dict(label="❚❚ pause", method="animate",
+                                        args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])],
+        margin=dict(t=110, b=150), title=dict(text=" ", y=0.93, yanchor="top"))
+    return json.loads(pio.to_json(fig, validate=False))
 
 
 # =========================================================================== lesson 2: minority collapse

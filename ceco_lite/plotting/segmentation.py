@@ -1,7 +1,6 @@
 """Plotly figure builders for the segmentation lessons (3, 5 and 6).
 
-Every builder returns a complete, static :class:`plotly.graph_objects.Figure` (shown by
-JupyterLab's plotly renderer, no widget model needed). A lesson widget keeps one, changes
+Every builder returns a complete :class:`plotly.graph_objects.Figure`. A lesson widget keeps one, changes
 its traces in place (inside ``fig.batch_update()``) through the matching ``update_*``
 function and redraws it (``ceco_lite.widgets._figure_view.FigureView``), so a slider never
 rebuilds a figure. The builders only draw:

@@ -10,18 +10,14 @@ prefixes (``1µ``). Notation in titles is Unicode and HTML sub/superscripts
 """
 from __future__ import annotations
 
-import json
 import math
 from typing import Sequence
 
-import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
-from traitlets import Dict
 
 __all__ = ["TEMPLATE", "COLORS", "LEARNED_COLOR", "FIXED_COLOR", "BOUND_COLOR", "FIGURE_WIDTH", "NOTATION",
-           "style_figure", "class_axis", "log_axis", "class_color", "LessonFigureWidget", "figure_widget",
-           "fixed_margins", "decade_range", "display_data"]
+           "style_figure", "class_axis", "log_axis", "class_color", "fixed_margins", "decade_range"]
 
 #: Colours of compared runs / curves (Okabe-Ito, colour-blind friendly).
 COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
@@ -100,86 +96,6 @@ def log_axis(fig: go.Figure, *, axis: str = "y", row=None, col=None, title: str 
     (fig.update_xaxes if axis == "x" else fig.update_yaxes)(row=row, col=col, **kw)
 
 
-class LessonFigureWidget(go.FigureWidget):
-    """A :class:`plotly.graph_objects.FigureWidget` that leaves plotly.js's computed defaults in the browser.
-
-    After every update from Python, plotly.js sends the default values of *every* trace
-    back to the kernel (the ``_js2py_traceDeltas`` message of plotly's widget protocol).
-    :class:`~plotly.graph_objects.FigureWidget` merges them into its Python copy and asks
-    the browser to delete each value that was set from Python and also appears among the
-    defaults. For the lessons that round trip only does harm: it keeps the kernel busy
-    after every slider move, it deletes set values from the browser's copy of the figure
-    (category labels of a bar chart disappear from the next render), and with numpy arrays
-    it raises ``ValueError: The truth value of an array ... is ambiguous`` in the kernel
-    (plotly 6-7: the browser sends an array back as an object), a traceback shown only in
-    JupyterLab's log console. The lesson figures never read defaults in Python, so the
-    message is not synchronised: the trait is redeclared without ``sync=True``, and the
-    kernel ignores it (no handler, no echo). Updates from Python and events from the
-    browser (zoom, clicks) work as before.
-    """
-
-    _js2py_traceDeltas = Dict(allow_none=True)
-
-    def __init__(self, *args, **kwargs):
-        # plotly sets the synchronised figure state only at the end of its constructor, i.e. after
-        # ipywidgets has opened the widget's comm with an empty state, and sends the real state as a
-        # second message; a browser that is still loading plotly's front end can miss it and draw a
-        # blank figure. The comm is opened here, once the state is complete, so the first message
-        # the browser gets holds the whole figure.
-        self._open_deferred = True
-        try:
-            super().__init__(*args, **kwargs)
-        finally:
-            self._open_deferred = False
-        # plain JSON (lists, numbers, null for NaN): the first message carries no binary buffers, which
-        # plotly's front end decodes only in its update messages, and no NaN, which JSON does not have
-        self._widget_data = _plain(self._widget_data)
-        self._widget_layout = _plain(self._widget_layout)
-        self.open()
-
-    def open(self):
-        """Open the widget's comm (not before the figure's state is complete, see the constructor)."""
-        if getattr(self, "_open_deferred", False):
-            return
-        super().open()
-
-
-def figure_widget(data=(), layout=None) -> LessonFigureWidget:
-    """A :class:`LessonFigureWidget` built with its traces and layout in one go.
-
-    A widget created empty (``go.FigureWidget()``) and filled afterwards sometimes reaches
-    the browser without its traces (a blank figure): build the figure completely (traces,
-    layout, style and the widget's first state) as a :class:`plotly.graph_objects.Figure`,
-    then call this function just before the widget is shown, so that the browser receives
-    everything in the widget's first message.
-
-    Parameters
-    ----------
-    data : sequence of plotly traces, or a :class:`plotly.graph_objects.Figure`
-        The traces (or a whole figure, e.g. from :func:`plotly.subplots.make_subplots`).
-    layout : dict or plotly layout, optional
-    """
-    fig = data if isinstance(data, go.Figure) else go.Figure(data=list(data), layout=layout)
-    if isinstance(data, go.Figure) and layout is not None:
-        fig.update_layout(layout)
-    return LessonFigureWidget(fig)
-
-
-def _plain(value):
-    """``value`` (a figure's traces or layout) with every numpy array as nested lists, NaN / inf as ``None``."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None  # NaN / inf are not JSON; plotly.js reads null as a gap (the NaN separators of line traces)
-    return value
-
-
 def fixed_margins(fig: go.Figure, *, l: int = 60, r: int = 30, t: int = 80, b: int = 60) -> go.Figure:
     """Fixed margins and no automatic margin on any axis (in place; returns ``fig``).
 
@@ -210,23 +126,3 @@ def decade_range(values, *, pad: float = 0.5) -> tuple[list[float], int]:
         return [-1.0, 1.0], 1
     lo, hi = min(logs) - pad, max(logs) + pad
     return [lo, hi], max(1, math.ceil((hi - lo) / 8))
-
-
-def display_data(fig: go.Figure, text: str = "plotly figure") -> dict:
-    """``fig`` as one ``display_data`` output (plotly's mime bundle), for ``ipywidgets.Output.outputs``.
-
-    Assigning ``output.outputs = (display_data(fig),)`` replaces what an Output widget shows in one state
-    change. JupyterLab's plotly extension draws it (loaded once per page), so unlike a
-    :class:`LessonFigureWidget` no widget model has to be initialised in the browser: the choice for a
-    figure that is redrawn as a whole, or animated in the browser with frames.
-
-    Parameters
-    ----------
-    fig : plotly.graph_objects.Figure or dict
-        A figure, or one already as plotly JSON (``data``, ``layout``, ``frames``).
-    text : str
-        The ``text/plain`` alternative.
-    """
-    spec = fig if isinstance(fig, dict) else json.loads(pio.to_json(fig, validate=False))
-    return {"output_type": "display_data", "metadata": {},
-            "data": {"application/vnd.plotly.v1+json": spec, "text/plain": text}}

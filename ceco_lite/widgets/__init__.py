@@ -1,11 +1,12 @@
-"""Interactive widgets of the lessons (ipywidgets + plotly FigureWidgets), each named after what it shows.
+"""Interactive widgets of the lessons (ipywidgets + plotly.js through anywidget), each named after what it shows.
 
 Every widget is a small class with
 
 ``.widget``
     the ipywidgets container to display (``display(explorer.widget)``);
 ``.figure``
-    its :class:`plotly.graph_objects.FigureWidget`;
+    its :class:`plotly.graph_objects.Figure`, shown by a
+    :class:`~ceco_lite.widgets._figure_view.FigureView` (``.view`` or ``.views``);
 ``.update(**values)``
     the callback the controls call -- tests and ``benchmarks/bench_widgets.py``
     call it directly (or set a control's ``.value``) and check the figure changed.

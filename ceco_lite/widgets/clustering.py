@@ -93,7 +93,7 @@ class ClusteringExplorer:
                                            title=self._title(start))
         self.view = FigureView(self.figure)
         self.imbalance.observe(lambda change: self.update(imbalance_factor=change["new"]), names="value")
-        self.widget = W.VBox([self.imbalance, self.sign.line, self.view.output, self.status])
+        self.widget = W.VBox([self.imbalance, self.sign.line, self.view.widget, self.status])
         self.update(imbalance_factor=start)
 
     @staticmethod

@@ -47,7 +47,7 @@ class TrainingCurvesExplorer:
                                     yaxis_title=self.labels.get(metrics[0], metrics[0]))
         self.view = FigureView(self.figure)
         self.metric.observe(lambda change: self.update(metric=change["new"]), names="value")
-        self.widget = W.VBox([self.metric, self.view.output])
+        self.widget = W.VBox([self.metric, self.view.widget])
 
     def _curves(self, metric: str) -> dict:
         out = {}

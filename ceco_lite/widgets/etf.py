@@ -20,7 +20,7 @@ from ..etf import (
     spread_unit_vectors,
 )
 from ..plotting import geometry as plotting
-from ..plotting.style import NOTATION, display_data
+from ..plotting.style import NOTATION
 from ._busy import BusySign
 from ._controls import control_row, slider
 from ._figure_view import FigureView
@@ -75,12 +75,10 @@ class ETFExplorer:
         self._gram_for = None
         self.k_slider.observe(lambda change: self.update(num_classes=change["new"]), names="value")
         self.rotate_button.on_click(lambda _: self.update(seed=self.seed + 1))
-        # drawn by JupyterLab's plotly renderer inside Outputs: no plotly widget model that could fail to
-        # initialise in a loaded browser and leave the figure frozen
         self.views = (FigureView(self.figure), FigureView(self.gram_figure))
         self.update(num_classes=num_classes)
         self.widget = W.VBox([control_row(self.k_slider, self.rotate_button), self.headline,
-                              W.HBox([v.output for v in self.views], layout=W.Layout(flex_flow="row wrap")),
+                              W.HBox([v.widget for v in self.views], layout=W.Layout(flex_flow="row wrap")),
                               self.info])
 
     @single_thread()
@@ -131,8 +129,9 @@ class Lemma1Explorer:
     ----------
     widget, k_slider, dim_slider, sets_slider
     figure : plotly.graph_objects.Figure
-        The histogram (redrawn as a whole in :attr:`output` on every change).
-    output : ipywidgets.Output
+        The histogram (changed in place on every change).
+    view : ceco_lite.widgets._figure_view.FigureView
+        Shows :attr:`figure`.
     headline : ipywidgets.HTML
         What the histogram shows (K, d, best random set, bound).
     max_cosines : torch.Tensor
@@ -154,10 +153,10 @@ class Lemma1Explorer:
         self.info = W.HTML()
         for s, key in ((self.k_slider, "num_classes"), (self.dim_slider, "dim"), (self.sets_slider, "num_sets")):
             s.observe(lambda change, key=key: self.update(**{key: change["new"]}), names="value")
-        self.output = W.Output(layout=W.Layout(min_height="400px"))
+        self.view = FigureView(self.figure)
         self.update()
         self.widget = W.VBox([control_row(self.k_slider, self.dim_slider, self.sets_slider), self.headline,
-                              self.output, self.info])
+                              self.view.widget, self.info])
 
     @single_thread()
     def update(self, num_classes: int | None = None, dim: int | None = None, num_sets: int | None = None) -> None:
@@ -179,7 +178,7 @@ class Lemma1Explorer:
         self.headline.value = (f"<b>K = {K}, d = {d}: best of {S} random sets {best:.3f} ≥ bound "
                                f"{NOTATION['bound']} = {bound:.3f}</b>{note}")
         plotting.update_lemma1_histogram(self.figure, self.max_cosines, bound, self.optimiser_value)
-        self.output.outputs = (display_data(self.figure, f"Lemma 1 histogram, K = {K}, d = {d}"),)
+        self.view.redraw()
         below = int((self.max_cosines < bound - 1e-12).sum())
         self.info.value = (f"Random sets below the bound: <b>{below}</b> of {S} (Lemma 1 says 0). "
                            f"Spreading optimiser: max cos = {self.optimiser_value:.6f} "
@@ -208,8 +207,8 @@ class SpreadAnimation:
     widget : ipywidgets.VBox
     figure : plotly.graph_objects.Figure
         The animation shown (one frame per snapshot).
-    output : ipywidgets.Output
-        Where the figure is displayed.
+    view : ceco_lite.widgets._figure_view.FigureView
+        Shows :attr:`figure` (a new animation replaces the old one in place).
     k_slider : ipywidgets.IntSlider
     restart_button : ipywidgets.Button
     history : ceco_lite.etf.SpreadHistory
@@ -225,12 +224,13 @@ class SpreadAnimation:
                                value=num_classes, min=2, max=8, continuous_update=False)
         self.restart_button = W.Button(description="new random start", icon="refresh",
                                        layout=W.Layout(width="auto", min_width="180px"))
-        self.output = W.Output(layout=W.Layout(min_height="460px"))
+        self.view = None
         self.busy_sign = BusySign()
         self.k_slider.observe(lambda change: self._update_busy(num_classes=change["new"]), names="value")
         self.restart_button.on_click(lambda _: self._update_busy(seed=self.seed + 1))
-        self.widget = W.VBox([control_row(self.k_slider, self.restart_button), self.busy_sign.line, self.output])
         self.update(num_classes=num_classes)
+        self.widget = W.VBox([control_row(self.k_slider, self.restart_button), self.busy_sign.line,
+                              self.view.widget])
 
     def _update_busy(self, **values) -> None:
         # a new animation takes the browser about a second or two to receive and draw
@@ -255,6 +255,7 @@ class SpreadAnimation:
         self.figure = plotting.spread_animation_figure(
             steps=torch.arange(len(self.history.max_cosine)), max_cosine=self.history.max_cosine, bound=bound,
             snapshot_steps=self.history.snapshot_steps, vectors=self.history.vectors, title=title)
-        # one state change replaces the old animation by the new one (plotly's own mime bundle, rendered by
-        # JupyterLab's plotly extension): no flicker, and no widget model to initialise in the browser
-        self.output.outputs = (display_data(self.figure, f"spread animation: {title}"),)
+        if self.view is None:
+            self.view = FigureView(self.figure)
+        else:
+            self.view.show(self.figure)

@@ -22,10 +22,11 @@ from ..closed_forms import long_tail_sizes, synthetic_pixel_features
 from ..etf import simplex_etf
 from ..gradients import ceco_gradients
 from ..plotting import geometry as plotting
-from ..plotting.style import NOTATION, figure_widget
+from ..plotting.style import NOTATION
 from ..ufm import train_ufm
 from ._busy import BusySign
 from ._controls import control_row, slider
+from ._figure_view import FigureView
 from ._threads import single_thread
 
 __all__ = ["GradientFlowExplorer"]
@@ -55,10 +56,12 @@ class GradientFlowExplorer:
     Attributes
     ----------
     widget, if_slider, ceco_lambda_slider, alpha_slider
-    figure : plotly.graph_objects.FigureWidget
+    figure : plotly.graph_objects.Figure
         Per-class gradient bars (:func:`ceco_lite.plotting.geometry.gradient_bars_figure`).
-    distance_figure : plotly.graph_objects.FigureWidget
+    distance_figure : plotly.graph_objects.Figure
         ``‖w_k − w_k′‖`` heatmaps (:func:`ceco_lite.plotting.geometry.distance_heatmaps_figure`).
+    views : tuple of FigureView
+        Show :attr:`figure` and :attr:`distance_figure`.
     headline : ipywidgets.HTML
     grads_learned, grads_fixed : ceco_lite.gradients.CeCoGradients
         Gradients of the current state (not multiplied by λ).
@@ -95,10 +98,11 @@ class GradientFlowExplorer:
         self.ceco_lambda_slider.observe(lambda c: self.update(ceco_lambda=c["new"]), names="value")
         self.alpha_slider.observe(lambda c: self.update(alpha=c["new"]), names="value")
         self.widget = None
-        self.update()  # first state, into the figures before they become widgets
-        self.figure, self.distance_figure = figure_widget(self.figure), figure_widget(self.distance_figure)
+        self.views = ()
+        self.update()
+        self.views = (FigureView(self.figure), FigureView(self.distance_figure))
         self.widget = W.VBox([control_row(self.if_slider, self.ceco_lambda_slider, self.alpha_slider),
-                              self.busy_sign.line, self.headline, self.figure, self.distance_figure, self.info])
+                              self.busy_sign.line, self.headline, *(v.widget for v in self.views), self.info])
 
     def _state(self, imbalance_factor: float):
         """Class sizes, pixel features/labels and learned classifier for one imbalance factor (cached)."""
@@ -118,7 +122,7 @@ class GradientFlowExplorer:
         """Recompute the gradients for the given values (defaults: the sliders') and redraw.
 
         A new imbalance factor retrains the layer-peeled model once (cached; the busy sign shows);
-        only the parts of the figures that change are sent to the browser.
+        a figure that did not change is not sent to the browser again.
         """
         IF = float(imbalance_factor if imbalance_factor is not None else self.if_slider.value)
         if self.widget is not None and round(IF, 6) not in self._cache:
@@ -153,6 +157,8 @@ class GradientFlowExplorer:
         if changed:
             plotting.update_distance_heatmaps(self.distance_figure, **changed)
             self._drawn.update(learned=IF, fixed=alpha)
+        for view in self.views:
+            view.redraw()
         ratio_l = float(gl.pixel_grad_norm[-1] / gl.pixel_grad_norm[0])
         ratio_f = float(gf.pixel_grad_norm[-1] / gf.pixel_grad_norm[0])
         self.info.value = (

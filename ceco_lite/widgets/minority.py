@@ -19,10 +19,10 @@ import torch
 from ..nc import nc_metrics
 from ..gradients import mean_pairwise_cosine
 from ..plotting import geometry as plotting
-from ..plotting.style import figure_widget
 from ..ufm import minority_class_sizes, minority_collapse_sweep, train_ufm
 from ._busy import BusySign
 from ._controls import control_row, slider
+from ._figure_view import FigureView
 from ._threads import single_thread
 
 __all__ = ["MinorityCollapseExplorer", "DEFAULT_RATIOS"]
@@ -55,7 +55,9 @@ class MinorityCollapseExplorer:
     Attributes
     ----------
     widget : ipywidgets.VBox
-    figure : plotly.graph_objects.FigureWidget
+    figure : plotly.graph_objects.Figure
+    view : FigureView
+        Shows :attr:`figure`.
     r_slider, kb_slider, classifier_toggle : ipywidgets widgets
     result : ceco_lite.ufm.UFMResult
         The model trained for the current slider values.
@@ -93,10 +95,11 @@ class MinorityCollapseExplorer:
         self.curves: dict = {}
         self._curves_for = None
         self.widget = None
-        self.update()  # first state, into the figure before it becomes a widget
-        self.figure = figure_widget(self.figure)
+        self.view = None
+        self.update()
+        self.view = FigureView(self.figure)
         self.widget = W.VBox([control_row(self.r_slider, self.kb_slider), self.classifier_toggle,
-                              self.busy_sign.line, self.headline, self.figure, self.info])
+                              self.busy_sign.line, self.headline, self.view.widget, self.info])
 
     # ------------------------------------------------------------------ callbacks
     def _train_kwargs(self) -> dict:
@@ -167,6 +170,8 @@ class MinorityCollapseExplorer:
                 current_learned=cos_w if kind == "learned" else None,
                 current_fixed=cos_w if kind == "fixed_etf" else None)
             plotting.update_nc_bars(self.figure, self.stats)
+        if self.view is not None:
+            self.view.redraw()
         loss = res.loss_history
         self.info.value = (
             f"Trained {len(loss) - 1} full-batch steps: loss {float(loss[0]):.4f} → {float(loss[-1]):.6f} "

@@ -102,8 +102,8 @@ class SyntheticDataExplorer:
         legend = "".join(
             f"<span style='display:inline-block;width:12px;height:12px;background:rgb{tuple(int(v) for v in c)};"
             f"margin:0 4px 0 10px'></span>{n}" for n, c in zip(self._names(), self.palette))
-        self.widget = W.VBox([W.HBox([self.imbalance, self.context]), self.sign.line, self.views[0].output,
-                              W.HTML(legend), self.views[1].output, self.status])
+        self.widget = W.VBox([W.HBox([self.imbalance, self.context]), self.sign.line, self.views[0].widget,
+                              W.HTML(legend), self.views[1].widget, self.status])
         self._write_status(stats)
         self.worker = None
         if check_bool(precompute, "precompute"):

@@ -46,7 +46,7 @@ class TSNEExplorer:
         self.busy_sign = BusySign()
         for w, key in ((self.run, "run"), (self.epoch, "epoch"), (self.subset, "subset")):
             w.observe(lambda ch, key=key: self._update_busy(**{key: ch["new"]}), names="value")
-        self.widget = W.VBox([self.run, self.epoch, self.subset, self.busy_sign.line, self.view.output])
+        self.widget = W.VBox([self.run, self.epoch, self.subset, self.busy_sign.line, self.view.widget])
         self.update()
 
     def _update_busy(self, **values) -> None:
