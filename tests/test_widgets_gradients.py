@@ -107,3 +107,22 @@ def test_sliders_of_lesson_4_can_be_dragged(explorer):
         assert len(s.description) <= 4 and s.tooltip
         assert track_width_px(int(s.layout.width.removesuffix("px")),
                               int(s.style.description_width.removesuffix("px"))) >= 150
+
+
+def test_every_slider_value_is_trained_in_advance_as_one_training_per_value_would(explorer):
+    """The batched training of every IF slider position gives exactly the model one training per value gives,
+    and a slider move then trains nothing (no busy sign)."""
+    from ceco_lite.ufm import train_ufm
+    values = explorer._slider_values()
+    assert len(values) == 61 and values[0] == pytest.approx(1.0) and values[-1] == pytest.approx(1000.0)
+    assert set(explorer._trained) == {round(v, 6) for v in values}
+    for v in (values[0], values[37], values[-1]):
+        sizes = long_tail_sizes(5, v, 400).to(torch.float64)
+        alone = train_ufm(sizes, 6, classifier="learned", **explorer.ufm_kwargs)
+        torch.testing.assert_close(explorer._trained[round(v, 6)].classifier, alone.classifier, rtol=0, atol=1e-12)
+    shown = []
+    explorer.busy_sign.line.observe(lambda change: shown.append(change["new"]), names="value")
+    explorer.if_slider.value = values[45]
+    assert not any("training" in text for text in shown)
+    explorer.update(imbalance_factor=7.5)  # off the grid: trained now, with the busy sign
+    assert any("training" in text for text in shown)

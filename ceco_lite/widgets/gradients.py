@@ -99,17 +99,37 @@ class GradientFlowExplorer:
         self.alpha_slider.observe(lambda c: self.update(alpha=c["new"]), names="value")
         self.widget = None
         self.views = ()
+        self._trained: dict = {}
+        with single_thread():
+            self._train_slider_values()
         self.update()
         self.views = (FigureView(self.figure), FigureView(self.distance_figure))
         self.widget = W.VBox([control_row(self.if_slider, self.ceco_lambda_slider, self.alpha_slider),
                               self.busy_sign.line, self.headline, *(v.widget for v in self.views), self.info])
+
+    def _slider_values(self) -> list[float]:
+        """Every imbalance factor the IF slider can show (its log10 grid)."""
+        s = self.if_slider
+        count = int(round((s.max - s.min) / s.step)) + 1
+        return [float(s.base ** (s.min + i * s.step)) for i in range(count)]
+
+    def _train_slider_values(self) -> None:
+        """Train the layer-peeled model for every slider position at once (one batched run of
+        :func:`ceco_lite.ufm.train_ufm`, identical to one run per value), so that moving the
+        IF slider never waits for training."""
+        values = self._slider_values()
+        sizes = torch.stack([long_tail_sizes(self.num_classes, v, self.n_max) for v in values])
+        batch = train_ufm(sizes.to(torch.float64), self.dim, classifier="learned", **self.ufm_kwargs)
+        self._trained = {round(v, 6): batch[i] for i, v in enumerate(values)}
 
     def _state(self, imbalance_factor: float):
         """Class sizes, pixel features/labels and learned classifier for one imbalance factor (cached)."""
         key = round(float(imbalance_factor), 6)
         if key not in self._cache:
             sizes = long_tail_sizes(self.num_classes, imbalance_factor, self.n_max)
-            ufm = train_ufm(sizes.to(torch.float64), self.dim, classifier="learned", **self.ufm_kwargs)
+            ufm = self._trained.get(key)
+            if ufm is None:  # a value off the slider's grid (set from code)
+                ufm = train_ufm(sizes.to(torch.float64), self.dim, classifier="learned", **self.ufm_kwargs)
             feats, labels = synthetic_pixel_features(ufm.class_means(), sizes, noise=self.noise,
                                                      generator=torch.Generator().manual_seed(self.seed))
             if len(self._cache) > 64:
@@ -121,11 +141,13 @@ class GradientFlowExplorer:
                alpha: float | None = None) -> None:
         """Recompute the gradients for the given values (defaults: the sliders') and redraw.
 
-        A new imbalance factor retrains the layer-peeled model once (cached; the busy sign shows);
+        The slider's imbalance factors were all trained when the widget was built; another value
+        trains the layer-peeled model once (cached; the busy sign shows);
         a figure that did not change is not sent to the browser again.
         """
         IF = float(imbalance_factor if imbalance_factor is not None else self.if_slider.value)
-        if self.widget is not None and round(IF, 6) not in self._cache:
+        key = round(IF, 6)
+        if self.widget is not None and key not in self._cache and key not in self._trained:
             with self.busy_sign.busy(self.widget, "training the layer-peeled model for this imbalance factor"):
                 self._update(imbalance_factor, ceco_lambda, alpha)
         else:
