@@ -53,7 +53,6 @@ __all__ = [
     "lemma1_histogram_figure",
     "update_lemma1_histogram",
     "spread_figure",
-    "update_spread_figure",
     "spread_animation_figure",
     # lesson 2
     "NC_BAR_KEYS",
@@ -268,29 +267,6 @@ def spread_figure() -> go.Figure:
     fig.update_xaxes(title_text="step", row=1, col=2)
     fig.update_yaxes(title_text=NOTATION["max_cos"], row=1, col=2, range=[-1.05, 1.05])
     return fig
-
-
-def update_spread_figure(fig: go.Figure, *, vectors=None, steps=None, max_cosine=None, bound=None,
-                         step: int, step_value: float, title: str | None = None) -> None:
-    """Update :func:`spread_figure`; curve arguments (``steps``, ``max_cosine``, ``bound``) are optional.
-
-    ``vectors`` (d, K) is drawn by its first 3 coordinates; ``step``/``step_value`` place the marker.
-    """
-    with fig.batch_update():
-        if vectors is not None:
-            P = _pad_to_3d(to_numpy(vectors))
-            xs, ys, zs = _segments_from_origin(P)
-            fig.data[0].update(x=P[0], y=P[1], z=P[2],
-                               marker=dict(size=6, color=[class_color(c) for c in range(P.shape[1])]))
-            fig.data[1].update(x=xs, y=ys, z=zs)
-        if max_cosine is not None:
-            s = to_numpy(steps)
-            fig.data[2].update(x=s, y=to_numpy(max_cosine))
-            fig.data[3].update(x=[float(s[0]), float(s[-1])], y=[bound, bound])
-            fig.layout.xaxis.range = [float(s[0]), float(s[-1])]
-        fig.data[4].update(x=[float(step)], y=[float(step_value)])
-        if title is not None:
-            fig.layout.title.text = title
 
 
 def spread_animation_figure(*, steps, max_cosine, bound: float, snapshot_steps, vectors, title: str,

@@ -11,11 +11,11 @@ plotly.js itself (the copy shipped with the installed plotly package, about 5 MB
 the browser once per kernel, in the state of one :class:`PlotlyLibrary` widget shared by
 every pane; a pane's own script is a few kilobytes. No network is needed.
 
-Why three widgets: the figure and plotly.js live in plain ipywidgets models
-(``@jupyter-widgets/base``), which apply every message they get. Only the view is an
-anywidget, and its model never receives a message after it opened: an anywidget model
-that is not initialised within 2 s of its creation (a browser busy drawing, on a loaded
-machine) ignores every later message, which would freeze its figure.
+Why three widgets: an anywidget model that is not initialised within 2 s of its creation
+(a browser busy drawing, on a loaded machine) ignores every later message, which would
+freeze its figure. So the figure lives in a plain ipywidgets model (``@jupyter-widgets/base``),
+which applies every message it gets; the pane and the library are anywidgets that never
+need a message after they opened.
 """
 from __future__ import annotations
 
