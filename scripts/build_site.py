@@ -521,7 +521,8 @@ def build_site(out: Path = DEFAULT_OUT, lessons: list[Path] | None = None, *, le
         When ``lessons`` names a notebook that is not a lesson of ``lessons_dir``.
     RuntimeError
         When a lesson's cell fails (the lesson and the error are named); pages of the
-        lessons before it are written.
+        lessons before it are written, and they and the index link only to lessons that
+        have a page.
     """
     out, lessons_dir = Path(out), Path(lessons_dir)
     every = select_lessons(None, lessons_dir)
@@ -533,7 +534,14 @@ def build_site(out: Path = DEFAULT_OUT, lessons: list[Path] | None = None, *, le
                          f"{[p.name for p in every]})")
     out.mkdir(parents=True, exist_ok=True)
     copy_plotly_js(out)
-    pages = []
+    pages, written = [], []
+
+    def write_page(lesson, nb, figures, title, linked):
+        path = out / f"{lesson.stem}.html"
+        position = [p.name for p in linked].index(lesson.name)
+        write_text(path, page_html(nb, figures, title=title, nav=nav_html(linked, position), mathjax_url=mathjax_url))
+        return path
+
     with tempfile.TemporaryDirectory(prefix="ceco-site-") as tmp:
         workdir = Path(tmp) / "lessons"
         shutil.copytree(lessons_dir, workdir, ignore=shutil.ignore_patterns(*SKIP_DIRS))
@@ -543,15 +551,19 @@ def build_site(out: Path = DEFAULT_OUT, lessons: list[Path] | None = None, *, le
             try:
                 figures = execute_lesson(nb, workdir, timeout=timeout)
             except CellExecutionError as exc:
+                # the pages written so far must not link to this lesson or the ones after it
+                # (they have no page from this build): their links are written again
+                linked = [p for p in every if (out / f"{p.stem}.html").exists() and p.name != lesson.name]
+                for args in written:
+                    write_page(*args, linked)
+                write_text(out / "index.html", index_html(out, lessons_dir))
                 raise RuntimeError(f"{lesson.name} failed while building the site:\n{exc}") from exc
             seconds = time.perf_counter() - start
             title = lesson_title(nb, lesson.stem)
             # neighbours: the lessons that have a page once this build is done
             linked = [p for p in every if p.name in building or (out / f"{p.stem}.html").exists()]
-            position = [p.name for p in linked].index(lesson.name)
-            path = out / f"{lesson.stem}.html"
-            write_text(path, page_html(nb, figures, title=title, nav=nav_html(linked, position),
-                                       mathjax_url=mathjax_url))
+            path = write_page(lesson, nb, figures, title, linked)
+            written.append((lesson, nb, figures, title))
             page = Page(lesson=lesson, path=path, notebook=nb, figures=count_figures(nb, figures), seconds=seconds)
             pages.append(page)
             log(f"{lesson.name}: {seconds:.1f} s, {page.figures} figures -> {path} "

@@ -163,6 +163,8 @@ def test_build_stops_at_a_failing_lesson_and_names_it(tmp_path):
     bad = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 / 0")])
     nbformat.write(good, lessons / "01_good.ipynb")
     nbformat.write(bad, lessons / "02_bad.ipynb")
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Never reached")]),
+                   lessons / "03_later.ipynb")
     (lessons / "data.txt").write_text("read from the lessons' copy")
     (lessons / "runs").mkdir()  # outputs of earlier runs are not copied
     (lessons / "runs" / "old.json").write_text("{}")
@@ -171,11 +173,15 @@ def test_build_stops_at_a_failing_lesson_and_names_it(tmp_path):
         bs.build_site(out, lessons_dir=lessons, timeout=60, log=lambda line: None)
     page = (out / "01_good.html").read_text()
     assert "read from the lessons&#39; copy" in page or "read from the lessons' copy" in page
-    assert not (out / "02_bad.html").exists()
+    assert not (out / "02_bad.html").exists() and not (out / "03_later.html").exists()
+    # the page written before the failure and the index link only to pages that exist
+    assert re.findall(r'href="(\w+\.html)"', page) == ["index.html"]
+    index = (out / "index.html").read_text()
+    assert "01_good.html" in index and "02_bad.html" not in index and "03_later.html" not in index
     assert (out / bs.PLOTLY_JS).read_bytes()[:100] == (Path(bs.plotly.__file__).parent / "package_data"
                                                        / bs.PLOTLY_JS).read_bytes()[:100]
-    assert sorted(p.name for p in lessons.rglob("*")) == ["01_good.ipynb", "02_bad.ipynb", "data.txt", "old.json",
-                                                         "runs"]  # the lessons folder is only read
+    assert sorted(p.name for p in lessons.rglob("*")) == ["01_good.ipynb", "02_bad.ipynb", "03_later.ipynb",
+                                                         "data.txt", "old.json", "runs"]  # the lessons folder is only read
 
 
 def test_index_lists_the_lessons_that_have_pages(tmp_path):
