@@ -72,10 +72,13 @@ def test_quick_preset_is_the_cpu_recipe_cut_short():
     quick, cpu = PRESETS["camvid-quick"], PRESETS["camvid-cpu"]
     assert quick.epochs * 3 <= cpu.epochs
     # the same data, model, loss and optimiser: only the schedule's length and the evaluations differ
-    differ = {"epochs", "eval_every", "nc_every", "preset"}
+    differ = {"epochs", "eval_every", "nc_every", "preset", "num_threads"}
     assert {k: v for k, v in vars(quick).items() if k not in differ} == {
         k: v for k, v in vars(cpu).items() if k not in differ}
     assert quick.epochs % quick.eval_every == 0 and quick.epochs % quick.nc_every == 0  # the last epoch is measured
+    # a lesson's own thread setting holds: two threads on a 2-core machine that also runs the browser
+    # are many times slower than one
+    assert quick.num_threads is None and cpu.num_threads == 2
 
 
 # -------------------------------------------------------- two steps, CE and CeCo
