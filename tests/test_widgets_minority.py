@@ -100,9 +100,7 @@ def test_nc1_pseudo_inverse_blows_up_when_minority_means_merge():
     ex = MinorityCollapseExplorer(num_classes=10, dim=16, imbalance_ratio=1000.0, num_minority=2,
                                   ratios=(1, 1000), steps=600)
     assert ex.stats["nc1_quotient"] < 1e-12  # collapsed, whatever NC1's round-off reads on this CPU
-    blown_up = ex.stats["nc1"] > 1e3 * max(ex.stats["nc1_quotient"], 1e-300) and ex.stats["nc1"] > 1e-6
-    assert ("pseudo-inverse" in ex.info.value) == blown_up
-    ex.stats.update(nc1=stats["nc1"] * 1e6, nc1_quotient=stats["nc1_quotient"])
+    ex.stats.update(nc1=stats["nc1"], nc1_quotient=stats["nc1_quotient"])  # the constructed case
     assert "pseudo-inverse" in ex._nc1_note() and "nearly singular" in ex._nc1_note()
     ex.r_slider.value = 1.0  # balanced: both forms at round-off, no note
     assert ex.stats["nc1"] < 1e-8 and "pseudo-inverse" not in ex.info.value
