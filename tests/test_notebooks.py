@@ -8,7 +8,11 @@ notebooks are executed exactly as committed. Each runs in a copy of ``lessons/``
 after a failure) go to ``test-artifacts/executed/``.
 
 Budget: ``CECO_NOTEBOOK_BUDGET_S`` seconds per lesson (default 120, the
-requirement on a 2-core CPU); ``CECO_NOTEBOOK_TIMEOUT_S`` per cell (default 300).
+requirement on a 2-core CPU), except lesson 5 with real CamVid: it trains two CamVid models
+for 10 epochs each (``camvid-quick``, 40-100 s per model in one thread, depending on the CPU),
+which is given :data:`CAMVID_BUDGET_S` (300 s: the slower of two CPUs measured needed 225 s;
+the README quotes 1.5-3.5 min);
+``CECO_NOTEBOOK_TIMEOUT_S`` per cell (default 300).
 """
 from __future__ import annotations
 
@@ -28,6 +32,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 LESSONS = sorted((REPO_ROOT / "lessons").glob("*.ipynb"))
 CELL_TIMEOUT_S = int(os.environ.get("CECO_NOTEBOOK_TIMEOUT_S", "300"))
 BUDGET_S = float(os.environ.get("CECO_NOTEBOOK_BUDGET_S", "120"))
+#: lesson 5 when it finds CamVid: two 10-epoch CamVid runs on top of the synthetic ones
+CAMVID_BUDGET_S = max(BUDGET_S, 300.0)
 
 pytestmark = pytest.mark.notebooks
 
@@ -103,6 +109,10 @@ def test_lesson_runs_in_quick_mode(lesson: Path, tmp_path, artifacts_dir, notebo
     print(f"{lesson.name}: {elapsed:.1f} s")
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors, f"{lesson.name} has error outputs: {[e.ename for e in errors]}"
-    assert elapsed <= BUDGET_S, (
-        f"{lesson.name} took {elapsed:.0f} s in quick mode; the budget is {BUDGET_S:.0f} s on a 2-core CPU"
+    trained_camvid = lesson.name.startswith("05_") and any(
+        "CamVid (preset 'camvid-quick')" in o.get("text", "") for c in nb.cells if c.cell_type == "code"
+        for o in c.get("outputs", []))
+    budget = CAMVID_BUDGET_S if trained_camvid else BUDGET_S
+    assert elapsed <= budget, (
+        f"{lesson.name} took {elapsed:.0f} s in quick mode; the budget is {budget:.0f} s on a 2-core CPU"
     )

@@ -66,6 +66,9 @@ def test_lambda_scales_gradients_linearly_and_alpha_scales_etf(explorer):
     explorer.alpha_slider.value = 2.0
     etf = np.array(explorer.distance_figure.data[1].z)
     assert etf[0, 1] == pytest.approx(2.0 * math.sqrt(2 * 5 / 4))
+    # the ETF heatmap carries no numbers: its title gives its one distance, α√(2K/(K−1)) = 3.16 at α = 2
+    assert explorer.distance_figure.data[1].texttemplate == "" and explorer.distance_figure.data[0].texttemplate
+    assert explorer.distance_figure.layout.annotations[1].text.endswith(f"every pair {2.0 * math.sqrt(2 * 5 / 4):.2f}")
     within_plus_between = explorer.grads_learned.grad_weight_within + explorer.grads_learned.grad_weight_between
     torch.testing.assert_close(within_plus_between, explorer.grads_learned.grad_weight)
 
@@ -126,3 +129,13 @@ def test_every_slider_value_is_trained_in_advance_as_one_training_per_value_woul
     assert not any("training" in text for text in shown)
     explorer.update(imbalance_factor=7.5)  # off the grid: trained now, with the busy sign
     assert any("training" in text for text in shown)
+
+
+def test_distance_heatmap_title_names_the_range_of_unequal_pairs():
+    from ceco_lite.plotting.geometry import distance_heatmaps_figure, update_distance_heatmaps
+
+    fig = distance_heatmaps_figure(3)
+    unequal = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 1.5], [2.0, 1.5, 0.0]])
+    update_distance_heatmaps(fig, dist_learned=unequal, dist_fixed=unequal)
+    assert fig.layout.annotations[1].text.endswith("pairs 1.00 … 2.00")
+    assert fig.data[0].zmax == fig.data[1].zmax == 2.0

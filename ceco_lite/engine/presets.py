@@ -65,9 +65,9 @@ _TABLE: dict[str, tuple[str, dict]] = {
         "CamVid (SegNet split, 11 classes), 120x160, small_seg, λ = 0.4, α = 1, 30 epochs, lr 0.1, batch 8, "
         "on a 2-core CPU (about 4 minutes a run)", _CAMVID_CPU),
     "camvid-quick": (
-        "camvid-cpu for 10 epochs instead of 30, in the caller's torch threads (the lessons' quick mode: about "
-        "40 s a run in one thread of a 2-core CPU; the epochs chosen on seeds 100 and 101 among 6-24 epochs of "
-        "96-367 images at 96x128 or 120x160)",
+        "camvid-cpu for 10 epochs instead of 30, in the caller's torch threads (the lessons' quick mode: "
+        "40-100 s a run in one thread of a 2-core CPU, depending on the CPU; the epochs chosen on seeds 100 "
+        "and 101 among 6-24 epochs of 96-367 images at 96x128 or 120x160)",
         dict(_CAMVID_CPU, epochs=10, eval_every=10, nc_every=5, num_threads=None)),
     "camvid": (
         "CamVid at 360x480, DeepLabV3-ResNet-50, λ = 0.4, 200 epochs, poly schedule (a GPU job; add "

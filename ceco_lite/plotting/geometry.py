@@ -600,18 +600,21 @@ def distance_heatmaps_figure(num_classes: int) -> go.Figure:
     """``‖w_k − w_k′‖`` of the learned centre classifier (left) and of the fixed ETF (right), one colour scale.
 
     Traces: 0 learned, 1 fixed ETF (heatmaps). Filled by :func:`update_distance_heatmaps`.
+    The learned heatmap prints its numbers (up to :data:`DISTANCE_TEXT_MAX_CLASSES` classes);
+    the fixed ETF, whose pairs are all equally far apart, gives its one distance in its title
+    (drawing fewer numbers keeps a slider's redraw short).
     """
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
                         subplot_titles=(f"{NOTATION['dist_w']}, learned centre classifier",
-                                        f"{NOTATION['dist_w']}, fixed ETF"))
+                                        _fixed_distance_title(None)))
     classes = [str(k) for k in range(num_classes)]
     zero = np.zeros((num_classes, num_classes))
     text = "%{z:.2f}" if num_classes <= DISTANCE_TEXT_MAX_CLASSES else ""
-    heat = dict(colorscale="Viridis", zmin=0.0, zmax=1.0, x=classes, y=classes, z=zero, texttemplate=text,
+    heat = dict(colorscale="Viridis", zmin=0.0, zmax=1.0, x=classes, y=classes, z=zero,
                 hovertemplate="‖w<sub>%{y}</sub> − w<sub>%{x}</sub>‖ = %{z:.4f}<extra></extra>")
     fig.add_trace(go.Heatmap(name="learned distances", colorbar=dict(len=0.9, thickness=14, exponentformat="power"),
-                             **heat), 1, 1)
-    fig.add_trace(go.Heatmap(name="ETF distances", showscale=False, **heat), 1, 2)
+                             texttemplate=text, **heat), 1, 1)
+    fig.add_trace(go.Heatmap(name="ETF distances", showscale=False, texttemplate="", **heat), 1, 2)
     style_figure(fig, height=400, width=FIGURE_WIDTH, legend=False)
     fixed_margins(fig, l=60, r=30, t=60, b=60)
     for col in (1, 2):
@@ -621,10 +624,21 @@ def distance_heatmaps_figure(num_classes: int) -> go.Figure:
     return fig
 
 
+def _fixed_distance_title(distances) -> str:
+    """Title of the fixed-ETF heatmap: its pairs' distance (one number when they are all equal to 2 decimals)."""
+    name = f"{NOTATION['dist_w']}, fixed ETF"
+    if distances is None or distances.shape[0] < 2:
+        return name
+    pairs = distances[~np.eye(distances.shape[0], dtype=bool)]
+    lo, hi = float(pairs.min()), float(pairs.max())
+    return f"{name}: every pair {lo:.2f}" if f"{lo:.2f}" == f"{hi:.2f}" else f"{name}: pairs {lo:.2f} … {hi:.2f}"
+
+
 def update_distance_heatmaps(fig: go.Figure, *, dist_learned=None, dist_fixed=None) -> None:
     """Fill :func:`distance_heatmaps_figure` with ``(K, K)`` distance matrices (either may be omitted).
 
-    Both heatmaps share the colour scale ``[0, max]`` over the two matrices shown.
+    Both heatmaps share the colour scale ``[0, max]`` over the two matrices shown; the fixed
+    ETF's title gives its pairs' distance.
     """
     learned = to_numpy(dist_learned) if dist_learned is not None else np.asarray(fig.data[0].z, dtype=np.float64)
     fixed = to_numpy(dist_fixed) if dist_fixed is not None else np.asarray(fig.data[1].z, dtype=np.float64)
@@ -634,5 +648,6 @@ def update_distance_heatmaps(fig: go.Figure, *, dist_learned=None, dist_fixed=No
             fig.data[0].z = learned
         if dist_fixed is not None:
             fig.data[1].z = fixed
+            fig.layout.annotations[1].text = _fixed_distance_title(fixed)
         fig.data[0].zmax = zmax
         fig.data[1].zmax = zmax

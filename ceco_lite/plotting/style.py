@@ -46,7 +46,9 @@ NOTATION = {
     "bound": "−1/(K−1)",
 }
 
-_AXIS = dict(exponentformat="power", showexponent="all", automargin=True, zeroline=False)
+#: ``ticklabeloverflow="allow"``: plotly.js would otherwise measure every tick label on every redraw to
+#: hide those past the figure's edge (margins are sized to fit them: automatic or :func:`fixed_margins`)
+_AXIS = dict(exponentformat="power", showexponent="all", automargin=True, zeroline=False, ticklabeloverflow="allow")
 pio.templates["ceco_lite"] = go.layout.Template(layout=dict(
     font=dict(size=12),
     title=dict(x=0.01, xanchor="left", xref="container", y=0.985, yanchor="top", yref="container",
@@ -101,7 +103,8 @@ def fixed_margins(fig: go.Figure, *, l: int = 60, r: int = 30, t: int = 80, b: i
 
     With ``automargin`` plotly.js measures every tick label after each update and redraws
     when a margin has to grow: for a figure that a slider redraws, fixed margins halve the
-    work in the browser. Choose margins that fit the longest tick labels.
+    work in the browser. Choose margins that fit the longest tick labels (the template draws
+    tick labels without plotly.js's check for labels past the figure's edge).
     """
     fig.update_layout(margin=dict(l=l, r=r, t=t, b=b))
     fig.update_xaxes(automargin=False)

@@ -164,10 +164,6 @@ class GradientFlowExplorer:
         self.grads_fixed = gf = ceco_gradients(feats, labels, alpha * self.etf_unit, K)
         d_learned = gl.classifier_distances
         min_pair = float(d_learned[-1, -2])
-        self.headline.value = (
-            f"<b>IF = {IF:.0f} ({NOTATION['n_k']} = {int(sizes[0])} … {int(sizes[-1])}), λ = {lam:.2f}, "
-            f"α = {alpha:.2f}: ‖w<sub>{K - 2}</sub> − w<sub>{K - 1}</sub>‖ learned {min_pair:.3f} vs fixed ETF "
-            f"{gf.etf_distance:.3f}</b>")
         plotting.update_gradient_bars(
             self.figure, class_sizes=sizes, within=lam * gl.within_norm, between=lam * gl.between_norm,
             pixel_learned=lam * gl.pixel_grad_norm, pixel_fixed=lam * gf.pixel_grad_norm)
@@ -180,7 +176,11 @@ class GradientFlowExplorer:
             plotting.update_distance_heatmaps(self.distance_figure, **changed)
             self._drawn.update(learned=IF, fixed=alpha)
         for view in self.views:
-            view.redraw()
+            view.redraw()  # the figures first, then the text: the plots change sooner
+        self.headline.value = (
+            f"<b>IF = {IF:.0f} ({NOTATION['n_k']} = {int(sizes[0])} … {int(sizes[-1])}), λ = {lam:.2f}, "
+            f"α = {alpha:.2f}: ‖w<sub>{K - 2}</sub> − w<sub>{K - 1}</sub>‖ learned {min_pair:.3f} vs fixed ETF "
+            f"{gf.etf_distance:.3f}</b>")
         ratio_l = float(gl.pixel_grad_norm[-1] / gl.pixel_grad_norm[0])
         ratio_f = float(gf.pixel_grad_norm[-1] / gf.pixel_grad_norm[0])
         self.info.value = (
