@@ -79,7 +79,9 @@ def compare(quantity: str, values: Mapping[str, float], *, tolerance: float = 0.
     values : mapping of two names to numbers
         E.g. ``{"CeCo": 63.9, "cross-entropy": 61.0}``.
     tolerance : float, default 0
-        A difference of at most this size is stated as "the same within tolerance".
+        A difference of at most this size is stated as "the same within tolerance". A larger
+        difference that still prints as 0 at ``digits`` decimals is stated as "the same to the
+        decimals shown" (the verdict's tolerance is then half a unit of the last digit).
     unit : str
         Appended to the numbers (e.g. ``" %"``).
     digits : int, default 1
@@ -104,9 +106,13 @@ def compare(quantity: str, values: Mapping[str, float], *, tolerance: float = 0.
         text = f"{context}, {quantity} is not defined for both ({a}: {_fmt(va, unit, digits)}, {b}: {_fmt(vb, unit, digits)})."
         return Verdict(quantity, dict(values), "undefined", a, tolerance, text)
     d = float(va) - float(vb)
+    shown = 0.5 * 10.0 ** -digits  # a smaller difference prints as 0 at ``digits`` decimals
     if abs(d) <= tolerance:
         relation = "equal"
         how = f"the same as {_poss(b)} ({_fmt(vb, unit, digits)})" + (f" within {tolerance:g}{' ' + difference if difference else ''}" if tolerance else "")
+    elif abs(d) < shown:
+        relation, tolerance = "equal", shown
+        how = f"the same as {_poss(b)} ({_fmt(vb, unit, digits)}) to the {digits} decimal{'s' if digits != 1 else ''} shown"
     elif d > 0:
         relation = "greater"
         how = f"above {_poss(b)} ({_fmt(vb, unit, digits)}), by {abs(d):.{digits}f}{' ' + difference if difference else ''}"

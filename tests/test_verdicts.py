@@ -21,6 +21,16 @@ def test_compare_states_the_relation_of_its_numbers(a, b, tol, relation, word):
     assert not holds(wrong)
 
 
+def test_a_difference_that_prints_as_zero_is_stated_as_the_same():
+    # 0.0352 vs 0.0349 s print as 0.035 and 0.035: "below ... by 0.000 s" would contradict its own numbers
+    v = compare("time per step", {"CeCo": 0.0349, "CE": 0.0352}, unit=" s", digits=3, difference="s")
+    assert v.relation == "equal" and "the same as CE's (0.035 s) to the 3 decimals shown" in v.text
+    assert "by 0.000" not in v.text and holds(v.to_dict()) and v.tolerance == pytest.approx(5e-4)
+    # one unit of the last digit apart is a difference again
+    assert compare("time per step", {"CeCo": 0.0340, "CE": 0.0352}, digits=3).relation == "less"
+    assert compare("mIoU", {"CeCo": 61.04, "CE": 61.0}).text.endswith("to the 1 decimal shown.")
+
+
 def test_best_and_undefined():
     v = best("mIoU", {"0": 60.0, "0.4": 62.5, "1": float("nan")})
     assert v.subject == "0.4" and holds(v.to_dict())
