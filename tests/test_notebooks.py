@@ -28,6 +28,8 @@ from jupyter_client.kernelspec import KernelSpecManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from ceco_lite.engine.studies import dataset_status
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LESSONS = sorted((REPO_ROOT / "lessons").glob("*.ipynb"))
 CELL_TIMEOUT_S = int(os.environ.get("CECO_NOTEBOOK_TIMEOUT_S", "300"))
@@ -109,10 +111,8 @@ def test_lesson_runs_in_quick_mode(lesson: Path, tmp_path, artifacts_dir, notebo
     print(f"{lesson.name}: {elapsed:.1f} s")
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors, f"{lesson.name} has error outputs: {[e.ename for e in errors]}"
-    trained_camvid = lesson.name.startswith("05_") and any(
-        "CamVid (preset 'camvid-quick')" in o.get("text", "") for c in nb.cells if c.cell_type == "code"
-        for o in c.get("outputs", []))
-    budget = CAMVID_BUDGET_S if trained_camvid else BUDGET_S
+    trains_camvid = lesson.name.startswith("05_") and dataset_status("camvid")[0]  # as camvid_comparison decides
+    budget = CAMVID_BUDGET_S if trains_camvid else BUDGET_S
     assert elapsed <= budget, (
         f"{lesson.name} took {elapsed:.0f} s in quick mode; the budget is {budget:.0f} s on a 2-core CPU"
     )
